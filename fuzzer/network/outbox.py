@@ -1,0 +1,194 @@
+"""Delivery of decided messages, in the decided order, by one writer task.
+
+Why one class for both transports: the TCP proxy (per connection direction)
+and the stdio router (per destination node) both take messages whose fate the
+model has already decided and must hand them over in the order those fates
+imply, from a single writer so nothing interleaves. The order is by due time,
+ties broken by arrival: ``deliver`` is due now, ``delay`` after ``fate.delay``,
+``duplicate`` gives ``fate.copies`` copies (all after ``fate.delay``, one
+right behind the other), ``drop`` gives nothing, and ``hold`` keeps the message until
+the next message on the same link is scheduled (it then goes right behind
+that one) or until ``fate.delay`` seconds have passed, whichever comes first:
+that is how a reorder happens. Wake-ups use one loop timer, not a task per
+message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+Writer = Callable[[list[Any]], None]
+Drainer = Callable[[], Awaitable[None]]
+
+
+class Outbox:
+    """A due-time ordered queue of messages plus the coroutine that writes them.
+
+    ``write(items)`` is called with every batch that is due (in order) and
+    must not block; ``drain()`` (optional) is awaited after each batch for
+    back-pressure. ``run()`` is the writer task; it returns after
+    :meth:`finish` once everything pending was written.
+    """
+
+    def __init__(self, write: Writer, drain: Drainer | None = None):
+        self._write = write
+        self._drain = drain
+        self._heap: list[tuple[float, int, Any]] = []
+        self._held: dict[Hashable, list[tuple[float, int, Any]]] = {}
+        self._n = 0
+        self._nheld = 0
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._finishing = False
+        self._space = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    # -- scheduling (called from readers; never blocks) ---------------------
+
+    def _push(self, due: float, item: Any) -> None:
+        self._n += 1
+        heapq.heappush(self._heap, (due, self._n, item))
+
+    def put(self, item: Any, fate: Any, link: Hashable = None) -> int:
+        """Schedule ``item`` under ``fate``; return how many copies will be written
+        (0 for drop; a held item counts 1)."""
+        now = self._loop.time()
+        kind = fate.kind
+        if kind == "drop":
+            return 0
+        if kind == "hold":
+            self._n += 1
+            deadline = now + fate.delay
+            self._held.setdefault(link, []).append((deadline, self._n, item))
+            self._nheld += 1
+            self._arm(deadline)
+            return 1
+        copies = 1
+        due = now
+        if kind == "delay" or kind == "duplicate":
+            due = now + fate.delay
+        self._push(due, item)
+        if kind == "duplicate":
+            copies = max(int(fate.copies), 2)
+            for _ in range(copies - 1):
+                self._push(due, item)
+        held = self._held.pop(link, None) if self._held else None
+        if held:
+            self._nheld -= len(held)
+            for deadline, _n, h in held:
+                self._push(min(deadline, due), h)  # right behind it, or at its max wait
+        if due <= now:
+            self._wake.set()
+        else:
+            self._arm(due)
+        return copies
+
+    def put_at(self, item: Any, due: float) -> None:
+        """Schedule ``item`` at loop time ``due`` (link-level delay, no model fate)."""
+        self._push(due, item)
+        if due <= self._loop.time():
+            self._wake.set()
+        else:
+            self._arm(due)
+
+    def finish(self) -> None:
+        """No more puts: release held items now, and let run() return when empty."""
+        self._finishing = True
+        self._release_held(self._loop.time(), everything=True)
+        self._wake.set()
+
+    def discard(self) -> int:
+        """Forget everything pending (the destination is gone); return how many."""
+        n = len(self._heap) + self._nheld
+        self._heap.clear()
+        self._held.clear()
+        self._nheld = 0
+        return n
+
+    async def room(self, limit: int) -> None:
+        """Wait until at most ``limit`` items are pending (back-pressure for readers)."""
+        while self.pending > limit:
+            self._space.clear()
+            await self._space.wait()
+
+    @property
+    def pending(self) -> int:
+        return len(self._heap) + self._nheld
+
+    def _arm(self, at: float) -> None:
+        if at >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        self._wake.set()
+
+    def _release_held(self, now: float, everything: bool = False) -> None:
+        for link in list(self._held):
+            entries = self._held[link]
+            keep = []
+            for deadline, n, item in entries:
+                if everything or deadline <= now:
+                    heapq.heappush(self._heap, (min(deadline, now), n, item))
+                    self._nheld -= 1
+                else:
+                    keep.append((deadline, n, item))
+            if keep:
+                self._held[link] = keep
+            else:
+                del self._held[link]
+
+    def _next_wake(self) -> float:
+        at = self._heap[0][0] if self._heap else float("inf")
+        for entries in self._held.values():
+            for deadline, _n, _item in entries:
+                if deadline < at:
+                    at = deadline
+        return at
+
+    # -- the writer task ------------------------------------------------------
+
+    async def run(self) -> None:
+        """Write due items forever (or until finish() and empty). Cancel to stop."""
+        heap = self._heap
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                now = self._loop.time()
+                if self._held:
+                    self._release_held(now)
+                batch = []
+                while heap and heap[0][0] <= now:
+                    batch.append(heapq.heappop(heap)[2])
+                if batch:
+                    self._write(batch)
+                    if self._drain is not None:
+                        await self._drain()
+                    self._space.set()
+                    # more may have become due while draining
+                    if heap and heap[0][0] <= self._loop.time():
+                        self._wake.set()
+                        continue
+                if self._finishing and not heap and not self._held:
+                    return
+                at = self._next_wake()
+                if at != float("inf"):
+                    if at <= self._loop.time():
+                        self._wake.set()
+                    else:
+                        self._arm(at)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+                self._timer_at = float("inf")
