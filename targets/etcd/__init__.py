@@ -1,0 +1,7 @@
+"""etcd (Debian's etcd-server 3.4) as a black-box hbfuzz target.
+
+Modules: ``client`` (v3 JSON gateway client, status, role probe), ``peers``
+(URLs, member ids, argv), ``demux`` (per-destination front ports in front of
+the TCP mediator), ``logstate`` (STATE events from log lines, generic),
+``workload`` (register workload recorded as a history). See README.md.
+"""
