@@ -57,6 +57,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per file (default 60)")
     p.set_defaults(handler=_check_history)
 
+    p = sub.add_parser(
+        "check-config",
+        help="validate a target config and summarise it",
+        description="Validate a target.toml. Prints 'FILE: ok' and a summary, or one error line "
+        "naming the file and key (exit 2).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", metavar="TARGET.toml")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (repeatable), e.g. --set schedule.step=1.5s",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="print only 'FILE: ok'")
+    p.set_defaults(handler=_check_config)
+
+    p = sub.add_parser(
+        "targets",
+        help="list the bundled targets",
+        description="List the targets bundled under targets/ (name, description, config file).",
+    )
+    p.set_defaults(handler=_targets)
+
     return parser
 
 
@@ -64,6 +91,27 @@ def _check_history(args: argparse.Namespace) -> int:
     from fuzzer.checkers.command import check_history
 
     return check_history(args.files, model=args.model, fmt=args.format, timeout=args.timeout)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from fuzzer.config import load_config, summary
+
+    cfg = load_config(args.config, args.overrides)
+    print(f"{args.config}: ok")
+    if not args.quiet:
+        for line in summary(cfg):
+            print(f"  {line}")
+    return EXIT_OK
+
+
+def _targets(args: argparse.Namespace) -> int:
+    from fuzzer.config import REPO, bundled_targets
+
+    for t in bundled_targets():
+        rel = t.path.relative_to(REPO) if t.path.is_relative_to(REPO) else t.path
+        desc = f"(unreadable: {t.error})" if t.error else t.description
+        print(f"{t.name:<12} {rel}  {desc}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
