@@ -166,6 +166,19 @@ def decode_batch(data: bytes, max_raw: int = MAX_RAW_BATCH) -> Batch:
         raise ProtocolError("batch node and execution must be strings")
     if type(batch_seq) is not int or type(dropped) is not int or not isinstance(events, list):
         raise ProtocolError("batch_seq and dropped must be ints, events a list")
+    size = _EVENT_SIZE
+    for ev in events:  # fast path: one combined test per event; details below on failure
+        if (
+            type(ev) is not list
+            or len(ev) < 5
+            or type(ev[4]) is not int
+            or size.get(ev[4]) != len(ev)
+            or type(ev[0]) is not int
+            or type(ev[1]) is not int
+        ):
+            break
+    else:
+        return Batch(node, execution, batch_seq, dropped, events)
     for ev in events:
         if type(ev) is not list or len(ev) < 5:
             raise ProtocolError("event is not an array of at least 5 elements")
@@ -181,6 +194,7 @@ def decode_batch(data: bytes, max_raw: int = MAX_RAW_BATCH) -> Batch:
 
 
 _NFIELDS = {k: len(v) for k, v in FIELDS.items()}
+_EVENT_SIZE = {k: 5 + n for k, n in _NFIELDS.items()}  # array length of a valid event
 
 
 def to_event(node: str, ev: list) -> Event:
