@@ -1,4 +1,4 @@
-"""The fault vocabulary and the Schedule (docs/faults.md).
+"""The fault vocabulary (docs/faults.md); Steps and Schedules are in schedule.py.
 
 Why a closed vocabulary of small frozen dataclasses: the scheduler picks
 faults, the nemesis applies them, replay feeds them back, the minimiser
@@ -16,6 +16,12 @@ can feed that back instead of re-resolving roles.
 
 Each fault knows the fault that reverses it (:meth:`Fault.undo`), used for
 the final heal of an execution.
+
+Layout: durations and probabilities are parsed and printed by durations.py;
+:class:`Step`, :class:`Schedule`, :func:`parse_step` and
+:data:`SCHEDULE_VERSION` live in schedule.py and are re-exported here (lazily,
+since schedule.py builds on this module), so ``from fuzzer.faults import
+Schedule`` keeps working.
 """
 
 from __future__ import annotations
@@ -23,10 +29,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from fuzzer.durations import TokenError as _Bad
+from fuzzer.durations import check_duration as _check_duration
+from fuzzer.durations import check_prob as _check_prob
+from fuzzer.durations import format_duration, parse_duration
+from fuzzer.durations import format_prob as _fmt_prob
+from fuzzer.durations import num_text as _num_text
+from fuzzer.durations import parse_prob as _parse_prob
 from fuzzer.errors import InputError
+
+if TYPE_CHECKING:  # re-exported lazily at run time, see __getattr__ below
+    from fuzzer.schedule import SCHEDULE_VERSION, Schedule, Step, parse_step
 
 __all__ = [
     "ROLES",
@@ -64,81 +79,8 @@ __all__ = [
     "SCHEDULE_VERSION",
 ]
 
-SCHEDULE_VERSION = 1
 ROLES = ("leader", "follower", "minority", "random", "all")
 SHAPES = ("isolate", "majority-minority", "halves", "ring", "bridge", "one-way", "groups")
-
-
-class _Bad(ValueError):
-    """A malformed token; turned into InputError with file and line by the parser."""
-
-
-# --------------------------------------------------------------------------- numbers
-
-_NUM = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_DUR_RE = re.compile(rf"^([+-]?)({_NUM})(s|ms|us)$")
-_UNITS = {"s": 1.0, "ms": 1000.0, "us": 1_000_000.0}
-
-
-def _num_text(x: float) -> str:
-    if x.is_integer() and abs(x) < 1e16:
-        return str(int(x))
-    return repr(x)
-
-
-def parse_duration(tok: str, signed: bool = False) -> float:
-    """``2.5s``, ``50ms``, ``200us`` (with ``signed``, also ``+1s``/``-1s``) -> seconds."""
-    m = _DUR_RE.match(tok)
-    if m is None or (m.group(1) and not signed):
-        want = "a signed duration like +1.5s or -200ms" if signed else "a duration like 2.5s"
-        raise _Bad(f"expected {want}, got {tok!r}")
-    v = float(m.group(2)) / _UNITS[m.group(3)]
-    if not math.isfinite(v):
-        raise _Bad(f"duration {tok!r} is not finite")
-    return -v if m.group(1) == "-" else v
-
-
-def format_duration(v: float, signed: bool = False) -> str:
-    """The shortest of s/ms/us text forms that parses back to exactly ``v``."""
-    neg = math.copysign(1.0, v) < 0
-    a = abs(v)
-    best = _num_text(a) + "s"
-    for unit in ("ms", "us"):
-        x = a * _UNITS[unit]
-        if math.isfinite(x):
-            cand = _num_text(x) + unit
-            if len(cand) < len(best) and parse_duration(cand) == a:
-                best = cand
-    if signed:
-        return ("-" if neg else "+") + best
-    return best
-
-
-def _parse_prob(tok: str) -> float:
-    try:
-        p = float(tok[:-1]) / 100.0 if tok.endswith("%") else float(tok)
-    except ValueError:
-        raise _Bad(f"expected a probability like 30% or 0.3, got {tok!r}") from None
-    if not 0.0 <= p <= 1.0:
-        raise _Bad(f"probability {tok!r} is outside 0%..100%")
-    return p
-
-
-def _fmt_prob(p: float) -> str:
-    cand = _num_text(p * 100.0) + "%"
-    if _parse_prob(cand) == p:
-        return cand
-    return repr(p)
-
-
-def _check_duration(name: str, v: float, signed: bool = False) -> None:
-    if not isinstance(v, int | float) or not math.isfinite(v) or (v < 0 and not signed):
-        raise ValueError(f"{name} must be a finite number{'' if signed else ' >= 0'}, not {v!r}")
-
-
-def _check_prob(name: str, p: float) -> None:
-    if not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], not {p!r}")
 
 
 # --------------------------------------------------------------------------- node refs
@@ -649,7 +591,9 @@ FAULT_TYPES: dict[str, type[Fault]] = {
 }
 
 
-def _parse_tokens(tokens: list[str]) -> Fault:
+def parse_tokens(tokens: list[str]) -> Fault:
+    """A fault from its whitespace-split text form (no duration); a
+    :class:`~fuzzer.durations.TokenError` if malformed."""
     cls = FAULT_TYPES.get(tokens[0])
     if cls is None:
         raise _Bad(f"unknown fault {tokens[0]!r} (expected one of: {', '.join(FAULT_TYPES)})")
@@ -665,172 +609,25 @@ def parse_fault(text: str, path: str = "<fault>") -> Fault:
     if not tokens:
         raise InputError("expected a fault, got an empty string", path=path)
     try:
-        return _parse_tokens(tokens)
+        return parse_tokens(tokens)
     except _Bad as exc:
         raise InputError(str(exc), path=path) from None
 
 
-# --------------------------------------------------------------------------- steps
+_parse_tokens = parse_tokens  # the old private name
+
+_FROM_SCHEDULE = frozenset({"SCHEDULE_VERSION", "Schedule", "Step", "parse_step"})
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """A fault applied at the start of the step, then ``duration`` seconds of running."""
+def __getattr__(name: str) -> Any:
+    """Re-export of schedule.py's names (PEP 562: schedule.py imports this
+    module, so an eager import here would be circular)."""
+    if name in _FROM_SCHEDULE:
+        from fuzzer import schedule
 
-    fault: Fault
-    duration: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.fault, Fault):
-            raise ValueError(f"a step needs a Fault, not {self.fault!r}")
-        _check_duration("step duration", self.duration)
-
-    def to_text(self) -> str:
-        return f"{self.fault.to_text()} {format_duration(self.duration)}"
-
-    def __str__(self) -> str:
-        return self.to_text()
+        return getattr(schedule, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _parse_step_tokens(tokens: list[str]) -> Step:
-    if len(tokens) < 2:
-        raise _Bad(
-            f"expected '<fault> [args] <duration>', e.g. 'kill leader 1s', got {' '.join(tokens)!r}"
-        )
-    try:
-        duration = parse_duration(tokens[-1])
-    except _Bad:
-        raise _Bad(f"expected the step duration (like 2.5s) last, got {tokens[-1]!r}") from None
-    return Step(_parse_tokens(tokens[:-1]), duration)
-
-
-def parse_step(text: str, path: str = "<step>") -> Step:
-    """One step from its text form, e.g. ``partition majority-minority 2.5s``."""
-    try:
-        return _parse_step_tokens(text.split("#", 1)[0].split())
-    except _Bad as exc:
-        raise InputError(str(exc), path=path) from None
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """Steps in order plus the seed that drew everything not in the steps."""
-
-    steps: tuple[Step, ...] = ()
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", tuple(self.steps))
-        if type(self.seed) is not int or not 0 <= self.seed < 2**64:
-            raise ValueError(f"schedule seed must be an int in [0, 2**64), not {self.seed!r}")
-        for s in self.steps:
-            if not isinstance(s, Step):
-                raise ValueError(f"schedule steps must be Steps, not {s!r}")
-
-    def __len__(self) -> int:
-        return len(self.steps)
-
-    @property
-    def duration(self) -> float:
-        return sum(s.duration for s in self.steps)
-
-    # -- text -------------------------------------------------------------
-
-    def to_text(self) -> str:
-        lines = [f"# hbfuzz schedule v{SCHEDULE_VERSION}", f"seed {self.seed}"]
-        lines += [s.to_text() for s in self.steps]
-        return "\n".join(lines) + "\n"
-
-    @classmethod
-    def parse_text(cls, text: str, path: str = "<schedule>") -> Schedule:
-        """Parse the text form; :class:`InputError` names ``path`` and the line."""
-        steps: list[Step] = []
-        seed: int | None = None
-        for lineno, raw in enumerate(text.splitlines(), 1):
-            tokens = raw.split("#", 1)[0].split()
-            if not tokens:
-                continue
-            try:
-                if tokens[0] == "seed":
-                    if len(tokens) != 2 or not tokens[1].isdigit():
-                        raise _Bad("expected 'seed <non-negative integer>'")
-                    if seed is not None:
-                        raise _Bad("the seed is given twice")
-                    seed = int(tokens[1])
-                    if seed >= 2**64:
-                        raise _Bad("the seed must be below 2**64")
-                    continue
-                steps.append(_parse_step_tokens(tokens))
-            except _Bad as exc:
-                raise InputError(str(exc), path=path, where=f"line {lineno}") from None
-        return cls(tuple(steps), seed or 0)
-
-    # -- msgpack ----------------------------------------------------------
-
-    def to_msgpack(self) -> bytes:
-        import msgpack
-
-        return msgpack.packb(
-            {
-                "format": "hbfuzz-schedule",
-                "v": SCHEDULE_VERSION,
-                "seed": self.seed,
-                "steps": [[s.fault.to_text(), float(s.duration)] for s in self.steps],
-            },
-            use_bin_type=True,
-        )
-
-    @classmethod
-    def from_msgpack(cls, data: bytes, path: str = "<schedule>") -> Schedule:
-        import msgpack
-
-        try:
-            obj = msgpack.unpackb(data, raw=False)
-        except Exception as exc:
-            raise InputError(f"not a msgpack schedule ({exc})", path=path) from None
-        if not isinstance(obj, dict) or obj.get("format") != "hbfuzz-schedule":
-            raise InputError("not an hbfuzz schedule (missing format marker)", path=path)
-        if obj.get("v") != SCHEDULE_VERSION:
-            raise InputError(
-                f"schedule format version {obj.get('v')!r} is not supported "
-                f"(expected {SCHEDULE_VERSION})",
-                path=path,
-            )
-        steps = []
-        for i, item in enumerate(obj.get("steps", [])):
-            try:
-                text, duration = item
-                if not isinstance(text, str) or not isinstance(duration, int | float):
-                    raise _Bad("a step is [fault text, duration seconds]")
-                steps.append(Step(_parse_tokens(text.split()), float(duration)))
-            except (_Bad, ValueError, TypeError) as exc:
-                raise InputError(str(exc), path=path, where=f"step {i}") from None
-        try:
-            return cls(tuple(steps), obj.get("seed", 0))
-        except ValueError as exc:
-            raise InputError(str(exc), path=path, where="seed") from None
-
-    # -- files ------------------------------------------------------------
-
-    @classmethod
-    def load(cls, path: str | Path) -> Schedule:
-        """Read a schedule file: msgpack if it ends in .msgpack, else the text form."""
-        p = Path(path)
-        try:
-            data = p.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read schedule ({exc.strerror})", path=str(p)) from None
-        if p.suffix == ".msgpack":
-            return cls.from_msgpack(data, str(p))
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not UTF-8 text (byte {exc.start})", path=str(p)) from None
-        return cls.parse_text(text, str(p))
-
-    def save(self, path: str | Path) -> None:
-        p = Path(path)
-        if p.suffix == ".msgpack":
-            p.write_bytes(self.to_msgpack())
-        else:
-            p.write_text(self.to_text(), encoding="utf-8")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _FROM_SCHEDULE)

@@ -11,6 +11,11 @@ message has a SEND and no RECV; a duplicated one has several RECVs.
 ``msg_id`` in these events is assigned here, per sender, so that the tracker
 can match SEND to RECV by (sender, msg_id) whatever the payload carries.
 Events go to ``sink(event)`` (in the product ``Timeline.add``).
+
+Node-local events the fuzzer learns of by other means (STATE changes read
+from a black-box node's log, fuzzer/tracker/logstate.py) take their place in
+the same per-node order through :meth:`LamportBook.local`, so a node's
+events never share a sequence number.
 """
 
 from __future__ import annotations
@@ -82,3 +87,16 @@ class LamportBook:
                                (stamp[0], stamp[1], stamp[2], sender_lamport)))
             )
         return lamport
+
+    def local(self, node: str, kind: int, fields: tuple | list) -> Event:
+        """A node-local event of ``node`` (e.g. STATE with fields ``(key, value)``):
+        ticks the node's Lamport clock and takes its next sequence number from
+        the counter SEND/RECV use. Returned, not given to ``sink``: the caller
+        delivers it (it may have its own sink). SEND/RECV go through
+        :meth:`send`/:meth:`recv`, which pair them."""
+        if kind == SEND or kind == RECV:
+            raise ValueError("SEND/RECV events are made by LamportBook.send/recv")
+        st = self._state.get(node) or self._node(node)
+        lamport = st[0] = st[0] + 1
+        seq = st[1] = st[1] + 1
+        return _event(Event, (node, seq, lamport, _time_ns(), _mono_ns(), kind, tuple(fields)))

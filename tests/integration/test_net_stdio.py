@@ -324,3 +324,110 @@ asyncio.run(main())
     if survived:  # leave nothing behind even when failing
         os.killpg(node_pid, signal.SIGKILL)
     assert not survived
+
+
+# -- no orphans: a node's grandchild dies with a SIGKILLed mediator ---------------------
+
+GRANDPARENT = (  # spawns a grandchild in its own group, answers init, then sleeps
+    "import json, subprocess, sys, time; "
+    "kid = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', sys.argv[1]]); "
+    "m = json.loads(sys.stdin.readline()); "
+    "print(json.dumps({'src': 'n1', 'dest': m['src'], 'body': {'type': 'init_ok', "
+    "'in_reply_to': m['body']['msg_id']}}), flush=True); "
+    "print('grandchild', kid.pid, file=sys.stderr, flush=True); time.sleep(60)"
+)
+
+
+@pytest.fixture
+def marker(rng):
+    from cluster_helpers import kill_marked
+
+    m = f"hbfzstdio{rng.getrandbits(48):012x}"
+    yield m
+    kill_marked(m)  # leave nothing behind even when failing
+
+
+def _mediator_driver(tmp_path, python, procs, marker, watchdog: bool):
+    import subprocess
+
+    script = f"""
+import asyncio, json, sys
+from fuzzer.network.model import NetworkModel
+from fuzzer.network.stdio import StdioMediator
+
+async def main():
+    nodes = {{"n1": [sys.executable, "-c", {GRANDPARENT!r}, {marker!r}]}}
+    async with StdioMediator(nodes, NetworkModel(["n1"], 1), {str(tmp_path)!r},
+                             watchdog={watchdog!r}) as net:
+        print(json.dumps({{"node": net.pid("n1"), "watchdog": net.watchdog_pid}}), flush=True)
+        await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+    import json
+
+    driver = procs([python, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = driver.stdout.readline()  # bounded by the mediator's init timeout
+    assert line.startswith(b"{"), driver.stderr.read() if driver.poll() is not None else line
+    info = json.loads(line)
+    driver.stdout.close()
+    return driver, info
+
+
+def _grandchild(tmp_path, node_pid: int) -> int:
+    log = tmp_path / "n1.log"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        words = log.read_text().split() if log.exists() else []
+        if "grandchild" in words:
+            return int(words[words.index("grandchild") + 1])
+        time.sleep(0.02)
+    raise AssertionError(f"node {node_pid} never reported its grandchild")
+
+
+def test_stdio_grandchildren_die_with_a_sigkilled_mediator(tmp_path, python, procs, marker):
+    import signal
+
+    from cluster_helpers import alive, wait_dead, with_marker
+
+    driver, info = _mediator_driver(tmp_path, python, procs, marker, watchdog=True)
+    kid = _grandchild(tmp_path, info["node"])
+    assert info["watchdog"] is not None and alive(info["watchdog"])
+    assert alive(info["node"]) and alive(kid)
+    assert {info["node"], kid} <= set(with_marker(marker))
+    driver.send_signal(signal.SIGKILL)
+    assert driver.wait(timeout=10) == -signal.SIGKILL
+    assert wait_dead([info["node"], kid, info["watchdog"]]) == [], "stdio processes survived"
+    assert wait_dead(with_marker(marker), timeout=2.0) == []
+    assert "died; killed groups" in (tmp_path / "reaper.log").read_text()
+
+
+def test_stdio_without_watchdog_only_the_node_dies(tmp_path, python, procs, marker):
+    """PR_SET_PDEATHSIG alone reaches the node but not its grandchild: why the
+    stdio mediator registers its groups with the watchdog."""
+    import signal
+
+    from cluster_helpers import alive, wait_dead
+
+    driver, info = _mediator_driver(tmp_path, python, procs, marker, watchdog=False)
+    kid = _grandchild(tmp_path, info["node"])
+    assert info["watchdog"] is None
+    driver.send_signal(signal.SIGKILL)
+    assert driver.wait(timeout=10) == -signal.SIGKILL
+    assert wait_dead([info["node"]]) == []
+    assert alive(kid)  # killed by the marker fixture
+
+
+def test_stdio_node_exit_takes_its_group_along(tmp_path, python, marker):
+    """A node that exits on its own (or is killed) leaves no process of its group behind."""
+    from cluster_helpers import wait_dead
+
+    async def main():
+        nodes = {"n1": [python, "-c", GRANDPARENT, marker]}
+        async with StdioMediator(nodes, NetworkModel(["n1"], 1), tmp_path) as net:
+            kid = await asyncio.to_thread(_grandchild, tmp_path, net.pid("n1"))
+            await net.restart_node("n1")
+            assert await asyncio.to_thread(wait_dead, [kid]) == []
+            assert net.running("n1") and net.inits("n1") == 2
+
+    run(main())
