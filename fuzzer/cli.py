@@ -26,6 +26,17 @@ exit codes:
   3  unknown verdict (check-history: time budget exhausted)
 """
 
+RUN_EPILOG = """\
+exit codes:
+  0  the campaign found nothing
+  1  findings (safety in OUT/crashes/, liveness in OUT/hangs/)
+  2  usage or config error (or the campaign directory could not be written)
+
+campaign directory: OUT/queue/ (schedules with new HB coverage), OUT/crashes/ and
+OUT/hangs/ (reproducer bundles), OUT/scheduler/ (learned state), OUT/campaign.toml
+(resolved config and seed), OUT/fuzzer_stats, OUT/plot_data.
+"""
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too; keep one line
@@ -84,6 +95,118 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_targets)
 
+    p = sub.add_parser(
+        "run",
+        help="run a fuzzing campaign (or --resume one)",
+        description="Run a campaign on TARGET.toml: executions back to back, guided by the "
+        "scheduler, writing queue/, crashes/, hangs/, fuzzer_stats and plot_data to OUT. "
+        "Ctrl-C (or SIGTERM) stops cleanly: the running execution is torn down and a summary "
+        "printed. With --resume OUT, TARGET.toml is optional (OUT/campaign.toml is used).",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", metavar="TARGET.toml", nargs="?")
+    p.add_argument("-o", "--output", metavar="OUT", help="campaign directory (default: out)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--duration", metavar="TIME",
+                        help="stop after TIME of fuzzing, e.g. 90s, 30m, 2h, 1d")
+    budget.add_argument("--executions", type=int, metavar="N",
+                        help="stop after N executions (this session)")
+    p.add_argument("--seed", type=int, help="campaign seed (default: random; recorded)")
+    p.add_argument("--scheduler", choices=("qlearning", "random", "power"),
+                   help="fault scheduler (default: qlearning)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (repeatable), e.g. --set schedule.step=1.5s; "
+        "scheduler.KEY=VALUE sets a scheduler parameter (e.g. scheduler.alpha=0.3)",
+    )
+    p.add_argument("--resume", metavar="OUT", help="continue the campaign in OUT")
+    p.add_argument("--no-ui", action="store_true",
+                   help="no status screen: print a progress line every few seconds")
+    p.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS",
+                   help=argparse.SUPPRESS)
+    p.add_argument("--keep-traces", type=int, default=5, metavar="N",
+                   help="full event traces kept for the last N executions (default 5)")
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser(
+        "stats",
+        help="print a campaign's fuzzer_stats and findings",
+        description="Print OUT/fuzzer_stats and the findings table (exit 1 if any findings).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(handler=_stats)
+
+    p = sub.add_parser(
+        "plot",
+        help="plot a campaign's coverage and findings over time (PNG)",
+        description="Render OUT/plot_data as a PNG (default OUT/plot.png).",
+    )
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("-o", "--output", metavar="PNG", help="where to write the PNG")
+    p.set_defaults(handler=_plot)
+
+    p = sub.add_parser(
+        "show",
+        help="render a finding (or a campaign) as a self-contained HTML report",
+        description="Write an HTML report: for a bundle, the space-time diagram, the oracle's "
+        "explanation, the schedule and how to replay (plus ShiViz and EDN exports); for a "
+        "campaign directory, a summary with a report per finding. Prints the page's path.",
+    )
+    from fuzzer.report.command import add_show_arguments
+
+    add_show_arguments(p)
+    p.set_defaults(handler=_show)
+
+    p = sub.add_parser(
+        "replay",
+        help="re-run a finding's bundle N times: reproduction rate, HB similarity",
+        description="Re-run BUNDLE N times with its recorded choices fed back by key; report "
+        "how many runs gave the same finding signature and how close each run's HB coverage "
+        "was to the original (Jaccard). The rate is stored back in the bundle.",
+        epilog="exit codes:\n  0  the finding did not reproduce\n  1  it reproduced in at "
+        "least one run\n  2  usage or input error\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("--times", type=int, default=5, metavar="N", help="runs (default 5)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(handler=_replay)
+
+    p = sub.add_parser(
+        "minimize",
+        help="shrink a finding's bundle to the smallest run that still fails",
+        description="Delta-debug BUNDLE's schedule (ddmin over steps), then simplify each step "
+        "(shorter, smaller partitions, pause instead of kill, one link instead of a "
+        "partition), then the workload (fewer clients, keys, ops). A candidate still fails if "
+        "the same signature reproduces in at least one of K runs, K adapted to the measured "
+        "reproduction rate. Writes the minimal bundle next to the original (never over it).",
+        epilog="exit codes:\n  0  minimal bundle written\n  2  usage or input error\n"
+        "  3  the finding did not reproduce; nothing written\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="minimal bundle path (default: BUNDLE's name with .min)")
+    p.add_argument("--budget", default="30m", metavar="TIME",
+                   help="stop trying candidates after TIME (default 30m)")
+    p.add_argument("--times", type=int, metavar="K",
+                   help="runs per candidate (default: adapted to the reproduction rate)")
+    p.add_argument("--measure", type=int, default=5, metavar="N",
+                   help="runs measuring the rate when the bundle has none (default 5)")
+    p.add_argument("--verify", type=int, default=5, metavar="N",
+                   help="runs of the minimal bundle for its rate (default 5)")
+    p.add_argument("--max-tries", type=int, metavar="N", help="at most N candidates")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(handler=_minimize)
+
     return parser
 
 
@@ -103,6 +226,41 @@ def _check_config(args: argparse.Namespace) -> int:
             print(f"  {line}")
     return EXIT_OK
 
+
+def _run(args: argparse.Namespace) -> int:
+    from fuzzer.campaign.commands import run_command
+
+    return run_command(args)
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from fuzzer.campaign.commands import stats_command
+
+    return stats_command(args)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from fuzzer.campaign.commands import plot_command
+
+    return plot_command(args)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from fuzzer.report.command import show_command
+
+    return show_command(args)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from fuzzer.repro.commands import replay_command
+
+    return replay_command(args)
+
+
+def _minimize(args: argparse.Namespace) -> int:
+    from fuzzer.repro.commands import minimize_command
+
+    return minimize_command(args)
 
 def _targets(args: argparse.Namespace) -> int:
     from fuzzer.config import REPO, bundled_targets
