@@ -1,0 +1,1 @@
+"""Bundled targets: per-target config (target.toml) and adapter code."""
