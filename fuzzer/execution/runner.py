@@ -27,6 +27,7 @@ TaskGroup: the env calls start/step/finish from different tasks).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import os
@@ -60,6 +61,8 @@ __all__ = ["Execution", "new_execution_id"]
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
+WARMUP_POLL = 0.1  # seconds between role probes while the cluster warms up
+MIN_STEP_SHARE = 0.5  # of a step's duration that follows the fault's application
 DRAIN = 0.3  # seconds for node reporters to flush their last batches before the oracles
 
 
@@ -216,10 +219,35 @@ class Execution:
         self._phase("start", t)
         t = time.monotonic()
         if cfg.schedule.warmup > 0:
-            await self._sleep(cfg.schedule.warmup)
+            await self._warmup(cfg.schedule.warmup)
         # the warmup's window: the scheduler's initial state; the first step's opens now
         self.initial = self.coverage.close_window()
         self._phase("warmup", t)
+
+    async def _warmup(self, seconds: float) -> None:
+        """Let the fresh cluster settle for at most ``seconds``.
+
+        Why not always the full time: the warmup is there so that the first fault
+        meets a cluster in its steady state (for a leader-based target: once a
+        leader is elected, which the role probe tells). With a role probe, the
+        warmup ends as soon as it names a leader; without one it lasts ``seconds``.
+        """
+        probe = self.backend.role_probe if self.backend is not None else None
+        if probe is None:
+            await self._sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            t = time.monotonic()
+            try:
+                async with asyncio.timeout(left):
+                    roles = await probe()
+            except Exception:  # no answer yet (or a probe bug): keep warming up
+                roles = {}
+            if "leader" in roles.values():
+                return
+            await self._sleep(min(WARMUP_POLL - (time.monotonic() - t),
+                                  deadline - time.monotonic()))
 
     def _node_exited(self, node: str, code: int | None) -> None:
         """An EXIT event closes the previous incarnation on the node's timeline when the
@@ -262,7 +290,11 @@ class Execution:
             log.warning("execution %s: step %s failed: %s", self.execution_id, key, exc)
             concrete = step.fault
         self._steps.append(F.Step(concrete, step.duration))
-        await self._sleep(step.duration)
+        # the step lasts its duration from the moment its fault was asked for: the time
+        # the fault takes (a restart's boot, a role probe) is part of the window, but
+        # the cluster always spends at least half of it with the fault in place
+        applied = time.monotonic() - t
+        await self._sleep(max(step.duration * MIN_STEP_SHARE, step.duration - applied))
         summary = self.coverage.close_window()
         self._windows.append(summary)
         self._phase("steps", t)
@@ -299,17 +331,15 @@ class Execution:
             self._fault_errors += 1
             self._notes.append(f"final heal: {exc}")
         self._phase("heal", t)
-        t = time.monotonic()
-        if cfg.schedule.quiescence > 0:
-            await self._sleep(cfg.schedule.quiescence)
-        await self._stop_load()
-        self._phase("quiescence", t)
         verdicts: list[Verdict] = []
         t = time.monotonic()
         if cfg.oracles.liveness_probe != "none":
-            verdicts.append(await check_liveness(self._probe(), cfg.oracles.liveness,
-                                                 probe_name=cfg.oracles.liveness_probe))
-        self._phase("liveness", t)
+            verdicts.append(await self._quiesce_and_probe())
+        else:
+            if cfg.schedule.quiescence > 0:
+                await self._sleep(cfg.schedule.quiescence)
+            await self._stop_load()
+            self._phase("quiescence", t)
         t = time.monotonic()
         try:
             await self.load.final()
@@ -333,6 +363,40 @@ class Execution:
         self._phase("oracles", t)
         self._result = self._build(verdicts, events, tail, messages, delivered, len(exits))
         return self._result
+
+    async def _quiesce_and_probe(self) -> Verdict:
+        """Quiescence and the liveness probe, overlapped.
+
+        Why: a fixed quiescence followed by the probe spent seconds of every execution
+        waiting for a cluster that had long recovered. The probe starts right after
+        the final heal while the workload still runs; quiescence ends as soon as it
+        succeeds (or after ``schedule.quiescence`` at the latest), then the workload
+        stops. A cluster that has not recovered by then keeps being probed, so it gets
+        the same total time as before (``quiescence + liveness.bound`` after the heal)
+        before a ``hang`` verdict.
+        """
+        cfg = self.config
+        policy = cfg.oracles.liveness
+        policy = dataclasses.replace(policy, bound=policy.bound + cfg.schedule.quiescence)
+        t = time.monotonic()
+        probe = asyncio.get_running_loop().create_task(
+            check_liveness(self._probe(), policy, probe_name=cfg.oracles.liveness_probe),
+            name=f"{self.execution_id} liveness")
+        try:
+            waits = {probe} | ({self._load_task} if self._load_task is not None else set())
+            if cfg.schedule.quiescence > 0:
+                # ends on the probe's verdict (or the workload task dying)
+                await asyncio.wait(waits, timeout=cfg.schedule.quiescence,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            await self._stop_load()
+            self._phase("quiescence", t)
+            t = time.monotonic()
+            return await probe
+        finally:
+            if not probe.done():
+                probe.cancel()
+                await asyncio.wait({probe})
+            self._phase("liveness", t)
 
     def _probe(self) -> Any:
         load = self.load

@@ -11,6 +11,14 @@ the next message on the same link is scheduled (it then goes right behind
 that one) or until ``fate.delay`` seconds have passed, whichever comes first:
 that is how a reorder happens. Wake-ups use one loop timer, not a task per
 message.
+
+Replay of a recorded delivery order (optional, ``order=``, see ordering.py):
+when an item is due, its key (``key_of(item)``, default the item's last
+element) must be admitted by the :class:`~fuzzer.network.ordering.DeliveryOrder`;
+an item whose recorded predecessors were not delivered yet is parked, and
+written as soon as they are (this or another outbox of the same destination
+delivered them) or once it waited ``order.timeout`` seconds (give-up). Without
+``order`` nothing changes.
 """
 
 from __future__ import annotations
@@ -18,7 +26,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fuzzer.network.ordering import DeliveryOrder, OrderKey
 
 Writer = Callable[[list[Any]], None]
 Drainer = Callable[[], Awaitable[None]]
@@ -33,7 +44,9 @@ class Outbox:
     :meth:`finish` once everything pending was written.
     """
 
-    def __init__(self, write: Writer, drain: Drainer | None = None):
+    def __init__(self, write: Writer, drain: Drainer | None = None, *,
+                 order: DeliveryOrder | None = None,
+                 key_of: Callable[[Any], OrderKey | None] | None = None):
         self._write = write
         self._drain = drain
         self._heap: list[tuple[float, int, Any]] = []
@@ -46,6 +59,10 @@ class Outbox:
         self._finishing = False
         self._space = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self._order = order
+        self._key_of = key_of if key_of is not None else _last
+        self._parked: list[tuple[float, int, Any, OrderKey]] = []  # waiting for predecessors
+        self._listening: set[str] = set()
 
     # -- scheduling (called from readers; never blocks) ---------------------
 
@@ -103,7 +120,14 @@ class Outbox:
 
     def discard(self) -> int:
         """Forget everything pending (the destination is gone); return how many."""
-        n = len(self._heap) + self._nheld
+        n = len(self._heap) + self._nheld + len(self._parked)
+        if self._order is not None:  # never delivered: nobody may wait for them
+            gone = [e[3] for e in self._parked] + [self._key_of(e[2]) for e in self._heap]
+            gone += [self._key_of(e[2]) for es in self._held.values() for e in es]
+            for key in gone:
+                if key is not None:
+                    self._order.cancel(key)
+        self._parked.clear()
         self._heap.clear()
         self._held.clear()
         self._nheld = 0
@@ -117,7 +141,7 @@ class Outbox:
 
     @property
     def pending(self) -> int:
-        return len(self._heap) + self._nheld
+        return len(self._heap) + self._nheld + len(self._parked)
 
     def _arm(self, at: float) -> None:
         if at >= self._timer_at:
@@ -149,6 +173,9 @@ class Outbox:
 
     def _next_wake(self) -> float:
         at = self._heap[0][0] if self._heap else float("inf")
+        for deadline, _n, _item, _key in self._parked:
+            if deadline < at:
+                at = deadline
         for entries in self._held.values():
             for deadline, _n, _item in entries:
                 if deadline < at:
@@ -170,6 +197,8 @@ class Outbox:
                 batch = []
                 while heap and heap[0][0] <= now:
                     batch.append(heapq.heappop(heap)[2])
+                if self._order is not None and (batch or self._parked):
+                    batch = self._gate(batch, now)
                 if batch:
                     self._write(batch)
                     if self._drain is not None:
@@ -179,7 +208,7 @@ class Outbox:
                     if heap and heap[0][0] <= self._loop.time():
                         self._wake.set()
                         continue
-                if self._finishing and not heap and not self._held:
+                if self._finishing and not heap and not self._held and not self._parked:
                     return
                 at = self._next_wake()
                 if at != float("inf"):
@@ -188,7 +217,57 @@ class Outbox:
                     else:
                         self._arm(at)
         finally:
+            if self._order is not None:
+                for dst in self._listening:
+                    self._order.unlisten(dst, self._wake.set)
+                self._listening.clear()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
                 self._timer_at = float("inf")
+
+    # -- delivery order (replay) -------------------------------------------------
+
+    def _gate(self, due: list[Any], now: float) -> list[Any]:
+        """The due items the delivery order admits now, in order, plus parked
+        items that became admissible or timed out; the rest is parked."""
+        order = self._order
+        assert order is not None
+        key_of = self._key_of
+        out: list[Any] = []
+        parked = self._parked
+        for item in due:
+            key = key_of(item)
+            if key is None or order.admit(key):
+                out.append(item)
+                continue
+            order.hold(key)
+            self._n += 1
+            parked.append((now + order.timeout, self._n, item, key))
+            dst = key[1]
+            if dst not in self._listening:
+                self._listening.add(dst)
+                order.listen(dst, self._wake.set)
+        if not parked:
+            return out
+        # lowest recorded place first: all of an outbox's items go to one destination, so
+        # if one cannot go, none after it can; a give-up never skips a parked predecessor
+        parked.sort(key=lambda e: (order.position(e[3]) or 0, e[1]))
+        everything = self._finishing
+        expired = sum(1 for e in parked if e[0] <= now)  # waited their timeout
+        i = 0
+        for deadline, _n, item, key in parked:
+            if not order.admit(key):
+                if not (everything or expired):
+                    break
+                order.force(key)  # give up for the head of the chain they wait on
+            out.append(item)
+            if deadline <= now:
+                expired -= 1
+            i += 1
+        del parked[:i]
+        return out
+
+
+def _last(item: Any) -> Any:
+    return item[-1]

@@ -36,6 +36,7 @@ from pathlib import Path
 from fuzzer.errors import ClusterError, NetworkError
 from fuzzer.network.events import LamportBook, Sink
 from fuzzer.network.model import NetworkModel
+from fuzzer.network.ordering import DeliveryOrder
 from fuzzer.network.services import SERVICES
 from fuzzer.network.stdio_proc import LOG_CAP, MAX_LINE, StdioProcesses
 from fuzzer.network.stdio_router import (
@@ -77,7 +78,8 @@ class StdioMediator(StdioRouter):
     ``nodes`` maps node names (``n1``...) to argv. Use as
     ``async with StdioMediator(...) as net:`` or ``await start()`` / ``await
     close()`` from the same task. ``env`` is the nodes' whole environment
-    (default: the fuzzer's).
+    (default: the fuzzer's). ``order``: log the delivery order and enforce a
+    recorded one (stdio_router.py, ordering.py).
     """
 
     def __init__(
@@ -98,10 +100,11 @@ class StdioMediator(StdioRouter):
         stop_grace: float = 2.0,
         log_cap: int = LOG_CAP,
         watchdog: bool = True,
+        order: DeliveryOrder | None = None,
     ):
         super().__init__(nodes, model, sink=sink, book=book, services=services,
                          service_seed=service_seed, stale=stale, client_faults=client_faults,
-                         service_faults=service_faults)
+                         service_faults=service_faults, order=order)
         self.workdir = Path(workdir)
         self.init_timeout = init_timeout
         self.stop_grace = stop_grace

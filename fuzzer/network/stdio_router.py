@@ -13,6 +13,11 @@ service links too when ``client_faults`` / ``service_faults`` is set. Each
 message becomes a SEND event on its sender and a RECV event per delivered
 copy on its receiver (events.py). Every endpoint has one writer task (an
 :class:`~fuzzer.network.outbox.Outbox`) in the router's TaskGroup.
+
+With ``order`` (a :class:`~fuzzer.network.ordering.DeliveryOrder`), every
+routed message gets a per-link key, each endpoint's first deliveries are
+logged in ``order.log()``, and a recorded order is enforced per destination
+(ordering.py). Without it, nothing changes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 from fuzzer.errors import NetworkError
 from fuzzer.network.events import LamportBook, Sink
 from fuzzer.network.model import DELIVER_NOW, NetworkModel
+from fuzzer.network.ordering import DeliveryOrder
 from fuzzer.network.outbox import Outbox
 from fuzzer.network.services import SERVICES, make_services
 
@@ -91,10 +97,12 @@ class StdioRouter:
         stale: float = 0.25,
         client_faults: bool = False,
         service_faults: bool = False,
+        order: DeliveryOrder | None = None,
     ):
         if not nodes:
             raise NetworkError("a stdio cluster needs at least one node")
         self.model = model
+        self.order = order
         self.book = book if book is not None else LamportBook(sink)
         self.client_faults = client_faults
         self.service_faults = service_faults
@@ -136,13 +144,14 @@ class StdioRouter:
         return ep
 
     def _open_outbox(self, ep: Endpoint) -> None:
+        order = self.order
         if ep.kind == "node":
             ep.outbox = Outbox(self._guarded(self._write_node, ep),
-                               lambda ep=ep: self._drain_node(ep))
+                               lambda ep=ep: self._drain_node(ep), order=order)
         elif ep.kind == "service":
-            ep.outbox = Outbox(self._guarded(self._serve, ep))
+            ep.outbox = Outbox(self._guarded(self._serve, ep), order=order)
         else:
-            ep.outbox = Outbox(self._guarded(self._reply, ep))
+            ep.outbox = Outbox(self._guarded(self._reply, ep), order=order)
         self._spawn(ep.outbox.run(), f"outbox {ep.name}")
 
     def _guarded(self, fn, ep: Endpoint):
@@ -183,6 +192,7 @@ class StdioRouter:
                 return
         st = self._link_stats(src, dest)
         st.messages += 1
+        key = self.order.next_key(src, dest) if self.order is not None else None
         msg_type = body.get("type")
         stamp = self.book.send(src, dest, msg_type if isinstance(msg_type, str) else "?")
         if faults is None:
@@ -197,6 +207,8 @@ class StdioRouter:
         kind = fate.kind
         if kind == "drop":
             st.dropped += 1
+            if key is not None:
+                self.order.cancel(key)  # nobody waits for a message that will never come
             return
         if kind == "duplicate":
             st.duplicated += max(fate.copies, 2) - 1
@@ -207,22 +219,24 @@ class StdioRouter:
         box = ep.outbox
         if box.pending >= MAX_PENDING:  # e.g. a paused node under a flood: do not grow forever
             st.undeliverable += 1
+            if key is not None:
+                self.order.cancel(key)
             return
         if line is None and ep.kind == "node":
             line = json.dumps({"src": src, "dest": dest, "body": body}).encode()
-        box.put((src, body, line, stamp), fate, src)
+        box.put((src, body, line, stamp, key), fate, src)
 
     def _write_node(self, ep: Endpoint, items: list) -> None:
         proc = ep.proc
         stdin = proc.stdin if proc is not None else None
         if stdin is None or stdin.is_closing() or proc.returncode is not None:
-            for src, _body, _line, _stamp in items:
+            for src, _body, _line, _stamp, _key in items:
                 self._link_stats(src, ep.name).undeliverable += 1
             return
         recv = self.book.recv
         stats = self.stats
         name = ep.name
-        for src, _body, _line, stamp in items:
+        for src, _body, _line, stamp, _key in items:
             recv(name, stamp)
             stats[(src, name)].delivered += 1
         stdin.write(b"\n".join([it[2] for it in items]) + b"\n")
@@ -238,7 +252,7 @@ class StdioRouter:
 
     def _serve(self, ep: Endpoint, items: list) -> None:
         svc = self.services[ep.name]
-        for src, body, _line, stamp in items:
+        for src, body, _line, stamp, _key in items:
             self.book.recv(ep.name, stamp)
             self.stats[(src, ep.name)].delivered += 1
             reply = svc.handle(src, body)
@@ -248,7 +262,7 @@ class StdioRouter:
             self._route(ep.name, src, reply, None)
 
     def _reply(self, ep: Endpoint, items: list) -> None:
-        for src, body, _line, stamp in items:
+        for src, body, _line, stamp, _key in items:
             self.book.recv(ep.name, stamp)
             self.stats[(src, ep.name)].delivered += 1
             fut = self._pending.pop((ep.name, body.get("in_reply_to")), None)

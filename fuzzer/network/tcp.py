@@ -19,6 +19,12 @@ held for reordering (:class:`~fuzzer.network.outbox.Outbox` keeps the decided
 order). Each message (each chunk without a codec) becomes a SEND event on
 the sender and a RECV event per delivered copy on the receiver.
 
+With a codec and ``order`` (a :class:`~fuzzer.network.ordering.DeliveryOrder`),
+every framed message gets a per-link key (all connections of the link
+together), first deliveries are logged in ``order.log()`` and a recorded order
+is enforced per destination across all connections into it (ordering.py).
+Raw byte streams are neither keyed nor ordered.
+
 Structure: every connection is a task of the mediator's TaskGroup and owns a
 TaskGroup of four tasks (a reader and a writer per direction); ``close()``
 cancels them all and closes every socket.
@@ -38,6 +44,7 @@ from fuzzer.cluster.ports import PortLease, lease_ports
 from fuzzer.errors import NetworkError
 from fuzzer.network.events import LamportBook, Sink, Stamp
 from fuzzer.network.model import LinkRule, NetworkModel
+from fuzzer.network.ordering import DeliveryOrder
 from fuzzer.network.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -125,8 +132,10 @@ class TcpMediator:
         sink: Sink | None = None,
         book: LamportBook | None = None,
         poll: float = 0.05,
+        order: DeliveryOrder | None = None,
     ):
         self.model = model
+        self.order = order if codec is not None else None
         self.nodes = dict(nodes)
         self.book = book if book is not None else LamportBook(sink)
         self.poll = poll
@@ -329,13 +338,13 @@ class TcpMediator:
         book = self.book
         transport = writer.transport
 
-        def write(items: list[tuple[bytes, Stamp]]) -> None:
-            for _data, stamp in items:
-                book.recv(dst, stamp)
+        def write(items: list[tuple[bytes, Stamp, Any]]) -> None:
+            for it in items:
+                book.recv(dst, it[1])
             stats.delivered += len(items)
-            transport.write(b"".join(data for data, _ in items))
+            transport.write(b"".join([it[0] for it in items]))
 
-        return Outbox(write, writer.drain)
+        return Outbox(write, writer.drain, order=self.order)
 
     async def _pump(self, reader: asyncio.StreamReader, out: Outbox, src: str, dst: str,
                     writer: asyncio.StreamWriter) -> None:
@@ -346,6 +355,7 @@ class TcpMediator:
         loop = asyncio.get_running_loop()
         codec = self._codec() if self._codec is not None else None
         link = (src, dst)
+        order = self.order
         last_due = 0.0
         while True:
             data = await reader.read(READ_SIZE)
@@ -375,11 +385,14 @@ class TcpMediator:
             for frame in codec.feed(data):
                 stats.messages += 1
                 _seq, fate = model.decide(src, dst)
+                key = order.next_key(src, dst) if order is not None else None
                 stamp = book.send(src, dst, frame.msg_type)
                 kind = fate.kind
                 if kind == "drop":
                     stats.dropped += 1
                     stats.dropped_bytes += len(frame.data)
+                    if key is not None:
+                        order.cancel(key)  # nobody waits for a message that will never come
                     continue
                 if kind == "duplicate":
                     stats.duplicated += max(fate.copies, 2) - 1
@@ -387,7 +400,7 @@ class TcpMediator:
                     stats.delayed += 1
                 elif kind == "hold":
                     stats.held += 1
-                out.put((frame.data, stamp), fate, link)
+                out.put((frame.data, stamp, key), fate, link)
             if out.pending > MAX_PENDING:
                 await out.room(MAX_PENDING // 2)
         out.finish()

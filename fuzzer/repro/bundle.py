@@ -85,7 +85,10 @@ class Bundle:
 
     ``config`` is ``TargetConfig.to_dict()`` (data, never code); ``schedule``
     the schedule's text form; ``choices`` the recorded choices
-    (``RecordedChoices.to_msgpack()`` bytes); ``history`` op rows
+    (``RecordedChoices.to_msgpack()`` bytes; since the delivery-order replay
+    they may hold the original run's message delivery order under
+    ``"order"``, fuzzer/network/ordering.py; older bundles simply lack it);
+    ``history`` op rows
     ``[process, type, f, value, key, time]``; ``trace`` events in their
     positional wire form; ``verdicts`` ``Verdict.to_dict()`` dicts;
     ``replay`` is filled in by ``hbfuzz replay`` (reproduction rate).

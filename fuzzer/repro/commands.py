@@ -35,7 +35,8 @@ def _scratch(bundle_path: Path, what: str) -> Path:
 
 
 def replay_command(args: Any) -> int:
-    """``hbfuzz replay BUNDLE [--times N] [--json]``."""
+    """``hbfuzz replay BUNDLE [--times N] [--json] [--no-order] [--order-timeout S]``."""
+    from fuzzer.network.ordering import DEFAULT_TIMEOUT
     from fuzzer.repro.bundle import load_bundle, save_bundle
     from fuzzer.repro.replay import replay_bundle
 
@@ -44,6 +45,16 @@ def replay_command(args: Any) -> int:
     if args.times < 1:
         raise UsageError(f"--times must be >= 1, not {args.times}")
     quiet = args.json
+    order = getattr(args, "order", True)
+    order_timeout = getattr(args, "order_timeout", None)
+    if order_timeout is None:
+        order_timeout = DEFAULT_TIMEOUT
+    elif not order_timeout > 0:
+        raise UsageError(f"--order-timeout must be > 0 seconds, not {order_timeout}")
+
+    if order and not quiet and not bundle.choices_obj(str(path)).order:
+        _err("the bundle records no delivery order (written by an older hbfuzz, or a "
+             "minimised bundle): replaying without order enforcement")
 
     def on_run(i: int, out: Any) -> None:
         if not quiet:
@@ -53,7 +64,8 @@ def replay_command(args: Any) -> int:
 
     work = _scratch(path, "replay")
     try:
-        report = asyncio.run(replay_bundle(bundle, str(path), args.times, work, on_run=on_run))
+        report = asyncio.run(replay_bundle(bundle, str(path), args.times, work, on_run=on_run,
+                                           order=order, order_timeout=order_timeout))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     save_bundle(path, bundle.with_replay(**report.facts()))

@@ -16,6 +16,14 @@ separate from :class:`BundleRunner`, the thin shell that runs candidates as
 real :class:`~fuzzer.execution.Execution` runs (one shared tracker server,
 a fresh HB coverage per run so its cells are that run's alone) and is the
 :class:`~fuzzer.repro.minimize.Reproducer` that ``hbfuzz minimize`` uses.
+
+Delivery order: a bundle's choices hold the original run's delivery order
+(``RecordedChoices.order``, fuzzer/network/ordering.py). ``hbfuzz replay``
+enforces it by default (stdio targets, tcp targets with a codec): each run
+gets a fresh :class:`~fuzzer.network.ordering.DeliveryOrder`, and the report
+gives, next to the rate, how often enforcement had to give up
+(``--no-order`` replays without it, for comparison). Minimisation does not
+enforce it: a shrunk candidate no longer sends the original's messages.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzzer.errors import InputError, UsageError
+from fuzzer.network.ordering import DEFAULT_TIMEOUT, DeliveryOrder, OrderKey, OrderStats
 from fuzzer.repro.bundle import Bundle
 from fuzzer.repro.candidate import Candidate, Plan
 from fuzzer.repro.ddmin import choose_k
@@ -113,6 +122,7 @@ class RunOutcome:
     cells: frozenset[int]
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    order: OrderStats | None = None  # delivery-order enforcement (None: not enforced)
 
     def signature_for(self, target: str) -> str | None:
         """``target`` if this run reproduced it, else its first finding (or None)."""
@@ -127,7 +137,8 @@ class ReplayReport:
 
     ``similarity[i]``: Jaccard of run i's HB cells with the original's
     (None when the bundle has no trace). ``k``: runs per candidate a
-    minimisation would use at this rate (5 % miss)."""
+    minimisation would use at this rate (5 % miss). ``order``: per run, what
+    delivery-order enforcement did (None: not enforced)."""
 
     target: str
     runs: int
@@ -135,6 +146,29 @@ class ReplayReport:
     similarity: tuple[float | None, ...]
     signatures: tuple[tuple[str, ...], ...]
     seconds: float
+    order: tuple[OrderStats | None, ...] = ()
+
+    def order_total(self) -> OrderStats | None:
+        """Enforcement counters summed over the runs (None: never enforced)."""
+        runs = [s for s in self.order if s is not None]
+        if not runs:
+            return None
+        total = OrderStats()
+        for s in runs:
+            total = total + s
+        return total
+
+    def order_facts(self) -> dict[str, Any]:
+        """``active`` (bool: was an order enforced), the summed counters
+        (:class:`~fuzzer.network.ordering.OrderStats`), ``give_up_rate`` (share of the
+        recorded messages delivered for which enforcement gave up or that came
+        late) and ``runs_gave_up`` (runs with at least one give-up)."""
+        total = self.order_total()
+        if total is None:
+            return {"active": False}
+        runs = [s for s in self.order if s is not None]
+        return {"active": True, **total.as_dict(),
+                "runs_gave_up": sum(1 for s in runs if s.gave_up or s.late)}
 
     @property
     def rate(self) -> float:
@@ -158,6 +192,7 @@ class ReplayReport:
             "others": sorted({s for sig in self.signatures for s in sig if s != self.target}),
             "seconds": round(self.seconds, 3),
             "when": time.time(),
+            "order": self.order_facts(),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,6 +212,14 @@ class ReplayReport:
         if m is not None:
             out.append(f"mean HB similarity to the original: {m:.2f}")
         out.append(f"runs per candidate for minimisation at this rate: {self.k}")
+        o = self.order_facts()
+        if o["active"]:
+            out.append(f"delivery order enforced: {o['known']} recorded messages delivered, "
+                       f"{o['held']} held, gave up {o['gave_up']} times "
+                       f"(+{o['late']} late; give-up rate {o['give_up_rate']:.1%}), "
+                       f"{o['unknown']} not in the recording")
+        else:
+            out.append("delivery order: not enforced")
         return out
 
 
@@ -186,7 +229,8 @@ def replay_report(target: str, outcomes: Sequence[RunOutcome],
     sims = tuple(None if original is None else jaccard(o.cells, original) for o in outcomes)
     hits = sum(1 for o in outcomes if target in o.signatures)
     return ReplayReport(target, len(outcomes), hits, sims,
-                        tuple(o.signatures for o in outcomes), seconds)
+                        tuple(o.signatures for o in outcomes), seconds,
+                        tuple(o.order for o in outcomes))
 
 
 # --------------------------------------------------------------------------- bundles <-> plans
@@ -298,8 +342,12 @@ class BundleRunner:
     """
 
     def __init__(self, bundle: Bundle, path: str, workdir: Path, *,
-                 on_run: Callable[[int, RunOutcome], None] | None = None) -> None:
+                 on_run: Callable[[int, RunOutcome], None] | None = None,
+                 order: Sequence[OrderKey] | None = None,
+                 order_timeout: float = DEFAULT_TIMEOUT) -> None:
         self.bundle = bundle
+        self.order = tuple(order) if order else None  # recorded delivery order to enforce
+        self.order_timeout = order_timeout
         self.path = path
         self.workdir = Path(workdir)
         self.on_run = on_run
@@ -357,12 +405,15 @@ class BundleRunner:
         cov = HBCoverage()
         choices = RecordedChoices(candidate.faults, dict(candidate.fates), dict(candidate.ops))
         t = time.monotonic()
+        delivery = (DeliveryOrder(self.order, self.order_timeout) if self.order is not None
+                    else None)
         ex = Execution(cfg, workdir, candidate.seed, tracker=self._server, coverage=cov,
-                       choices=choices, keep_trace=False)
+                       choices=choices, keep_trace=False, order=delivery)
         result = await ex.run(candidate.schedule)
         cells = frozenset(int(i) for i in np.flatnonzero(cov.seen_map()))
         out = RunOutcome(tuple(f.key for f in result.findings), cells, time.monotonic() - t,
-                         tuple(result.notes))
+                         tuple(result.notes),
+                         delivery.stats() if delivery is not None else None)
         if self.on_run is not None:
             self.on_run(self.count, out)
         return out
@@ -377,14 +428,19 @@ class BundleRunner:
 
 
 async def replay_bundle(bundle: Bundle, path: str, times: int, workdir: Path, *,
-                        on_run: Callable[[int, RunOutcome], None] | None = None
+                        on_run: Callable[[int, RunOutcome], None] | None = None,
+                        order: bool = True, order_timeout: float = DEFAULT_TIMEOUT,
                         ) -> ReplayReport:
-    """Run ``bundle`` ``times`` times as recorded; the report (not yet stored)."""
+    """Run ``bundle`` ``times`` times as recorded; the report (not yet stored).
+    ``order``: enforce the bundle's recorded delivery order (if it has one),
+    a held message waiting at most ``order_timeout`` seconds."""
     if times < 1:
         raise UsageError(f"--times must be >= 1, not {times}")
     t = time.monotonic()
     plan = plan_from_bundle(bundle, path)
     original = coverage_cells(trace_events(bundle.trace, path)) if bundle.trace else None
-    async with BundleRunner(bundle, path, workdir, on_run=on_run) as runner:
+    recorded = bundle.choices_obj(path).order if order else ()
+    async with BundleRunner(bundle, path, workdir, on_run=on_run, order=recorded or None,
+                            order_timeout=order_timeout) as runner:
         outcomes = await runner.run_many(plan.candidate(), times)
     return replay_report(bundle.signature, outcomes, original, time.monotonic() - t)
