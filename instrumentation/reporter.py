@@ -2,16 +2,21 @@
 
 Why this shape: the node's threads only append small tuples to a bounded
 deque (O(1), no I/O, no encoding, no lock). One daemon thread does
-everything else: it wakes every 5 ms, and when a batch is due it drains the
+everything else: it sleeps until a batch is due, then drains the
 deque, encodes batches (:func:`protocol.encode_batch`: msgpack + lz4) and
 feeds them to one long-lived gRPC client-streaming call on
 :data:`protocol.METHOD` (generic bytes API, no generated code). When the
 tracker is absent or slow the buffer fills and further events are dropped
 and counted; the count rides in the next batch's ``dropped`` field.
 
-When a batch is due: as soon as :data:`DEFAULT_MIN_BATCH` events wait, when
-the oldest has waited ``interval`` (25 ms by default), or at once after a
-VIOLATION or a flush request. Why not every 5 ms regardless: each gRPC
+When a batch is due: as soon as :data:`DEFAULT_MIN_BATCH` events wait (the
+node's hot path wakes the thread), ``interval`` (25 ms by default) after the
+previous send if any event waits, or at once after a VIOLATION or a flush
+request. In between the thread sleeps: it used to wake every 5 ms, and each
+wake-up takes the GIL from the node; sleeping until due cut an idle reporting
+node's CPU from ~10 to ~4 ms per second (192 to 40 wake-ups/s; under load the
+busy-node figures of scripts/bench/overhead.py did not move beyond noise).
+Why not send every few ms regardless: each gRPC
 message costs about 0.3 ms of CPU in gRPC's own threads (measured), which at
 200 small batches a second is several percent of a core; batching by size
 with a time bound keeps that under 2 % while a SIGKILLed node still loses at
@@ -43,13 +48,13 @@ from instrumentation.errors import ProtocolError
 DEFAULT_CAPACITY = 65_536  # events buffered before dropping
 DEFAULT_INTERVAL = 0.025  # seconds an event may wait before it is sent (periodic flush)
 DEFAULT_MIN_BATCH = 1_024  # events that are worth a batch before the interval is up
-DEFAULT_BATCH_EVENTS = 4_096  # events per batch (also the early-wake threshold)
-TICK = 0.005  # the reporter thread's wake-up period
+DEFAULT_BATCH_EVENTS = 4_096  # events per batch
 DEFAULT_MAX_INFLIGHT = 64  # batches handed to gRPC but not yet sent
+RETRY = 0.005  # seconds before retrying an overdue send that could not go
 # Optional tuning from the environment (read by instrumentation.configure).
 ENV_CAPACITY = "HBFUZZ_REPORT_CAPACITY"  # events buffered before dropping
 ENV_INTERVAL_MS = "HBFUZZ_REPORT_INTERVAL_MS"  # max wait of an event before sending, ms
-ENV_BATCH = "HBFUZZ_REPORT_BATCH"  # events per batch / early-wake threshold
+ENV_BATCH = "HBFUZZ_REPORT_BATCH"  # events per batch
 TARGET_WIRE_BYTES = 1 << 20  # split batches above this (gRPC's default limit is 4 MiB)
 _SCALARS = (type(None), bool, int, float, str, bytes)
 
@@ -279,7 +284,6 @@ class Reporter:
         self.execution = execution
         self.buffer = buffer
         self.interval = interval
-        self.tick = min(TICK, interval)
         self.min_batch = max(1, min(DEFAULT_MIN_BATCH, buffer.capacity // 2, batch_events))
         self.urgent = False  # set (then wake) to send now, e.g. after a VIOLATION
         self._last_send = time.monotonic()
@@ -367,7 +371,7 @@ class Reporter:
 
     def _run(self) -> None:
         while True:
-            self.wake.wait(self.tick)
+            self.wake.wait(self._sleep_for())
             self.wake.clear()
             with self._req_lock:
                 reqs, self._requests = self._requests, []
@@ -408,7 +412,23 @@ class Reporter:
         """Room left in the buffer: capacity minus what gRPC has not taken yet."""
         held = self._stream.pending_events if self._stream is not None else 0
         held += sum(n for _, n in self._backlog)
-        self.buffer.set_room(held, self.batch_events)
+        self.buffer.set_room(held, self.min_batch)
+
+    def _sleep_for(self) -> float:
+        """Seconds until a batch is due by time; earlier wake-ups come from :attr:`wake`.
+
+        Events that wait go ``interval`` after the previous send, so none waits
+        longer than ``interval`` (plus scheduling); with nothing waiting, one
+        check per ``interval`` keeps that bound for an event arriving now.
+        ``min_batch`` waiting events (the hot path's ``wake_at``), a VIOLATION
+        or a flush request wake the thread at once.
+        """
+        if not len(self.buffer.events):
+            return self.interval
+        due = self._last_send + self.interval - time.monotonic()
+        if due <= 0:  # overdue: the cycle that just ran could not send (no stream yet)
+            return min(RETRY, self.interval)
+        return min(self.interval, due)
 
     def _due(self) -> bool:
         """Send now? Each gRPC message costs ~0.3 ms of CPU across gRPC's threads

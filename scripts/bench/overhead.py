@@ -24,6 +24,13 @@ workload), and the median CPU per round trip of both nodes during the run
 tracker. On a shared, loaded machine the wall-clock ratio is noisy (see
 ``load_avg_1min``); the CPU ratios are the stable figure.
 
+Each run starts fresh node processes; timing and CPU start once the client
+is connected (interpreter start-up, imports and the reporter's channel set-up
+are excluded), the modes alternate within each run so load drift hits them
+alike, and figures are medians over runs. Reporter tuning variables
+(``HBFUZZ_REPORT_*``) pass through from the caller's environment, for
+experiments; all other ``HBFUZZ_*`` variables are set per mode.
+
     .venv/bin/python scripts/bench/overhead.py --json
 """
 
@@ -367,7 +374,13 @@ def run_once(
     interval_ms: float | None = None,
 ) -> dict:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HBFUZZ_")}
+    # The fuzzer's variables are set per mode below; reporter tuning
+    # (HBFUZZ_REPORT_*) passes through, for experiments.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("HBFUZZ_") or k.startswith("HBFUZZ_REPORT_")
+    }
     env["PYTHONPATH"] = ROOT
     me = os.path.abspath(__file__)
 

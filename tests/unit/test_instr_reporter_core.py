@@ -101,3 +101,22 @@ def test_worked_example_in_docs_matches_the_code():
     assert protocol.encode_ack(1, 0, None) == bytes.fromhex(
         "83 a8 61 63 63 65 70 74 65 64 01 a8 72 65 6a 65 63 74 65 64 00 a5 65 72 72 6f 72 c0"
     )
+
+
+def test_reporter_sleeps_until_a_batch_is_due():
+    """No fixed tick: idle, it checks once per interval; waiting events go
+    ``interval`` after the previous send; ``min_batch`` events wake it at once."""
+    import time
+
+    from instrumentation.reporter import Reporter
+
+    buf = EventBuffer(capacity=10_000)
+    rep = Reporter("127.0.0.1:1", "n1", "x", buf, interval=0.5, batch_events=4096)  # not started
+    assert rep._sleep_for() == 0.5  # nothing waits
+    buf.put(_ev(1))
+    rep._last_send = time.monotonic() - 0.2
+    assert 0.0 <= rep._sleep_for() <= 0.3
+    rep._last_send = time.monotonic() - 5.0
+    assert 0.0 < rep._sleep_for() <= 0.005 and rep._due()  # overdue: retry soon, never spin
+    rep._set_limit()
+    assert buf.wake_at == buf.taken + rep.min_batch  # the hot path wakes it at min_batch
