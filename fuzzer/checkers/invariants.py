@@ -297,13 +297,17 @@ class InvariantSet:
         nodes (a SEND behind a RECV) often arrive after the breach was
         detected, so read this after the execution for the full context.
         """
+        # The causal past is read outside our lock: the tracker's ingest thread holds
+        # the timeline's lock while it feeds ``observe`` (which takes ours), so holding
+        # ours while waiting for the timeline's would deadlock (seen in a soak run).
         with self._lock:
-            return [self._verdict(name, b) for name, b in self._breaches]
+            breaches = list(self._breaches)
+        return [self._verdict(name, b) for name, b in breaches]
 
     def verdicts(self) -> list[Verdict]:
         """One verdict per invariant that held (ok) or broke (unknown), plus every violation."""
+        out = self.violations  # outside our lock (see violations)
         with self._lock:
-            out = self.violations
             failed = {v.name for v in out}
             for i, inv in enumerate(self.invariants):
                 if i in self._broken:
