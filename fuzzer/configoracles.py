@@ -50,7 +50,10 @@ def read_oracles(t: Table, wl: WorkloadConfig, module: ModuleType | None, *,
         if resolve or not spec.name.startswith("module:"):
             build_invariant(spec, module, ctx, f"oracles.{key}")
         specs.append(spec)
-    lv = dict(t.raw("liveness", {}))
+    lv = t.raw("liveness", {})
+    if not isinstance(lv, dict):
+        raise t.err("liveness", "expected a table, like [oracles.liveness]")
+    lv = dict(lv)
     lt = Table(ctx, lv, "oracles.liveness")
     probe = lt.str("probe", "workload")
     if probe not in ("workload", "none"):

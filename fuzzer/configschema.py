@@ -200,7 +200,8 @@ class Table:
             )
         return value
 
-    def int(self, name: str, default: Any = MISSING, *, min: int | None = 1) -> Any:
+    def int(self, name: str, default: Any = MISSING, *, min: int | None = 1,
+            max: int | None = None) -> Any:
         value = self.raw(name, default)
         if value is default and default is not MISSING:
             return value
@@ -211,6 +212,8 @@ class Table:
             raise self.err(name, f"expected {what}, got {show(value)}")
         if min is not None and value < min:
             raise self.err(name, f"expected {what}, got {show(value)}")
+        if max is not None and value > max:
+            raise self.err(name, f"expected at most {max}, got {show(value)}")
         return value
 
     def number(self, name: str, default: Any = MISSING, *, min: float | None = None,

@@ -85,9 +85,18 @@ _SHAPE_MIN_NODES = {"ring": 4, "bridge": 3}
 # --------------------------------------------------------------------------- [target]
 
 
+def _expanduser(path: str) -> Path:
+    """``Path(path).expanduser()``, or the path as written when ``~user`` names no user
+    (pathlib raises RuntimeError then; the path is reported as missing later)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
+
+
 def _find_program(word: str, target_dir: Path) -> Path | None:
     """A program named in the config: a path (relative to the target dir) or a PATH name."""
-    p = Path(word).expanduser()
+    p = _expanduser(word)
     if p.is_absolute():
         return p if p.exists() else None
     local = target_dir / p
@@ -115,7 +124,10 @@ def read_target(t: Table, config_dir: Path, *, check_files: bool) -> TargetInfo:
     raw_setup = t.raw("setup", None)
     if raw_setup is not None:
         if isinstance(raw_setup, str):
-            words = shlex.split(raw_setup)
+            try:
+                words = shlex.split(raw_setup)
+            except ValueError as exc:  # "No closing quotation", "No escaped character"
+                raise t.err("setup", f"cannot split into words: {exc}") from None
         else:
             words = list(t.str_list("setup"))
         if not words:
@@ -153,7 +165,7 @@ def read_target(t: Table, config_dir: Path, *, check_files: bool) -> TargetInfo:
     python = t.str("python", "")
     if python:
         python = render(python, values, t.ctx.source, t.ctx.where(t.key("python")))
-        pp = Path(python).expanduser()
+        pp = _expanduser(python)
         if not pp.is_absolute() and "/" in python:
             python = str((target_dir / pp).resolve())
     else:
@@ -275,7 +287,7 @@ def read_cluster(t: Table, info: TargetInfo, net: NetworkConfig, *,
     if isinstance(user_vars, dict):
         data["vars"] = {**extra, **user_vars}
     cwd = data.get("cwd")
-    if isinstance(cwd, str) and cwd and not Path(cwd).expanduser().is_absolute():
+    if isinstance(cwd, str) and cwd and not _expanduser(cwd).is_absolute():
         data["cwd"] = str((info.dir / cwd).resolve())  # relative to the target dir
     try:
         spec = spec_from_dict(data, ctx.source, prefix="cluster.")
@@ -360,9 +372,9 @@ def read_workload(t: Table, info: TargetInfo, net: NetworkConfig,
         kind=kind,
         name=name,
         client=client,
-        clients=t.int("clients", 3),
+        clients=t.int("clients", 3, max=1024),
         rate=t.number("rate", 10.0, positive=True),
-        keys=t.int("keys", 3),
+        keys=t.int("keys", 3, max=1_000_000),
         mix=tuple(mix.items()),
         timeout=t.duration("timeout", 2.0, positive=True),
         params=tuple(params.items()),
@@ -426,7 +438,7 @@ def read_faults(t: Table, nodes: int) -> FaultsConfig:
 def read_schedule(t: Table) -> ScheduleConfig:
     cfg = ScheduleConfig(
         step=t.duration("step", 1.0, positive=True),
-        length=t.int("length", 12),
+        length=t.int("length", 12, max=100_000),
         quiescence=t.duration("quiescence", 2.0),
         warmup=t.duration("warmup", 1.0),
     )

@@ -594,6 +594,8 @@ FAULT_TYPES: dict[str, type[Fault]] = {
 def parse_tokens(tokens: list[str]) -> Fault:
     """A fault from its whitespace-split text form (no duration); a
     :class:`~fuzzer.durations.TokenError` if malformed."""
+    if not tokens:
+        raise _Bad(f"expected a fault (one of: {', '.join(FAULT_TYPES)}), got nothing")
     cls = FAULT_TYPES.get(tokens[0])
     if cls is None:
         raise _Bad(f"unknown fault {tokens[0]!r} (expected one of: {', '.join(FAULT_TYPES)})")
@@ -605,6 +607,8 @@ def parse_tokens(tokens: list[str]) -> Fault:
 
 def parse_fault(text: str, path: str = "<fault>") -> Fault:
     """One fault from its text form (no duration), e.g. ``kill leader``."""
+    if not isinstance(text, str):  # from msgpack records: untrusted
+        raise InputError(f"expected a fault as text, got {type(text).__name__}", path=path)
     tokens = text.split()
     if not tokens:
         raise InputError("expected a fault, got an empty string", path=path)

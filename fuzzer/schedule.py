@@ -149,7 +149,10 @@ class Schedule:
                 path=path,
             )
         steps = []
-        for i, item in enumerate(obj.get("steps", [])):
+        items = obj.get("steps", [])
+        if not isinstance(items, list):
+            raise InputError("schedule 'steps' is not an array", path=path, where="steps")
+        for i, item in enumerate(items):
             try:
                 text, duration = item
                 if not isinstance(text, str) or not isinstance(duration, int | float):

@@ -26,7 +26,7 @@ def _str(v: str) -> str:
 
 
 def _key(k: str) -> str:
-    return k if _BARE.match(k) else _str(k)
+    return k if _BARE.fullmatch(k) else _str(k)  # not match: "$" accepts a trailing \n
 
 
 def _scalar(v: Any) -> str:

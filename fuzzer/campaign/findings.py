@@ -49,7 +49,7 @@ class FindingRecord:
             i, sig, kind, file, count, fe, le, ft, lt, line = x
             return cls(int(i), str(sig), str(kind), str(file), int(count), int(fe), int(le),
                        float(ft), float(lt), str(line))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf)
             raise InputError(f"{where}: bad finding record ({exc})") from None
 
 

@@ -97,7 +97,8 @@ class Progress:
         for k in cls._SAVED:
             if k in d:
                 v = d[k]
-                if isinstance(v, bool) or not isinstance(v, int | float):
+                if (isinstance(v, bool) or not isinstance(v, int | float)
+                        or (isinstance(v, float) and not math.isfinite(v))):
                     raise InputError(f"progress.{k}: expected a number, got {v!r}")
                 setattr(p, k, int(v) if names[k] in ("int", int) else float(v))
         rt = d.get("run_time", 0.0)

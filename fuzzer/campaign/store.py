@@ -71,6 +71,11 @@ class CampaignStore:
         self.session_execs = 0
         self.recent: list[str] = []  # recent events for the status screen
         self._last_plot = 0.0
+        # what the nodes report, so a flooding or failing reporter shows in fuzzer_stats:
+        # a ``() -> ServerStats`` of the shared tracker server (set by the CLI shell)
+        self.tracker_stats: Any = None
+        self.events_last = 0  # events of the last execution (this session)
+        self.events_max = 0  # most events of one execution (this session)
 
     # -- opening ------------------------------------------------------------------------
 
@@ -98,7 +103,7 @@ class CampaignStore:
                 self.queue_ids = [int(x) for x in state.get("queue", [])]
                 self.sched_map = {int(k): int(v)
                                   for k, v in state.get("sched_map", {}).items()}
-            except (InputError, TypeError, ValueError) as exc:
+            except (InputError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 raise InputError(f"campaign state is damaged ({exc})",
                                  path=str(d.state_path)) from None
             if not self.progress.start_time:
@@ -174,6 +179,7 @@ class CampaignStore:
             "last_new_cov": int(p.last_new_cov),
             "stability": f"{p.stability():.2f}%",
             "exec_errors": p.exec_errors,
+            **self._event_values(),
             "policy_entropy": float(s.get("policy_entropy", 1.0)),
             "exploration": float(s.get("exploration", 0.0)),
             "states_seen": int(s.get("states_seen", 0)),
@@ -184,6 +190,21 @@ class CampaignStore:
             "hbfuzz_version": __version__,
             "command_line": self.command_line,
         }
+
+    def _event_values(self) -> dict[str, Any]:
+        """Event counts for fuzzer_stats: per execution, and what the tracker saw (events
+        nodes' reporters dropped because they produced faster than we ingest, batches
+        refused as malformed)."""
+        v: dict[str, Any] = {"events_last_exec": self.events_last,
+                             "events_max_exec": self.events_max}
+        if self.tracker_stats is not None:
+            try:
+                t = self.tracker_stats()
+                v.update(events_received=t.events, events_dropped=t.dropped,
+                         batches_rejected=t.rejected)
+            except Exception:  # a statistic must never stop the campaign
+                log.debug("tracker stats unavailable", exc_info=True)
+        return v
 
     def write_stats(self, force_plot: bool = False) -> None:
         """Rewrite fuzzer_stats atomically; append a plot_data row."""
@@ -227,6 +248,9 @@ class CampaignStore:
                 self.sched_map[entry.id] = qid
             p.last_new_cov = now
         self._save_trace(n, out)
+        ev = out.stats.get("events", 0) if isinstance(out.stats, dict) else 0
+        self.events_last = int(ev) if isinstance(ev, int) else 0
+        self.events_max = max(self.events_max, self.events_last)
         p.execs_done += 1
         self.session_execs += 1
         p.hb_coverage = self.coverage.hb_coverage()

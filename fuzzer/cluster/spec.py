@@ -35,6 +35,10 @@ from typing import Any
 from fuzzer.errors import ConfigError
 
 HOST = "127.0.0.1"
+# bounds that keep a config from asking for absurd clusters (a config is untrusted input:
+# `nodes = 10**9` would otherwise allocate ports and renders for every node at load time)
+MAX_NODES = 128
+MAX_PORTS_PER_NODE = 64
 
 PLACEHOLDERS = frozenset(
     {
@@ -140,12 +144,14 @@ class ClusterSpec:
         return ConfigError(message, path=self.source, where=self.prefix + key)
 
     def _validate(self) -> None:
-        if not isinstance(self.nodes, int) or self.nodes < 1:
-            raise self._err("nodes", f"must be a positive integer, got {self.nodes!r}")
+        if not isinstance(self.nodes, int) or not 1 <= self.nodes <= MAX_NODES:
+            raise self._err("nodes", f"must be an integer from 1 to {MAX_NODES}, got "
+                            f"{self.nodes!r}")
         if not self.command:
             raise self._err("command", "must be a non-empty list of strings")
-        if self.ports_per_node < 0:
-            raise self._err("ports_per_node", f"must be >= 0, got {self.ports_per_node}")
+        if not 0 <= self.ports_per_node <= MAX_PORTS_PER_NODE:
+            raise self._err("ports_per_node", f"must be from 0 to {MAX_PORTS_PER_NODE}, got "
+                            f"{self.ports_per_node}")
         if self.clock not in CLOCK_MODES:
             raise self._err("clock", f"must be one of {', '.join(CLOCK_MODES)}, got {self.clock!r}")
         if self.log_cap < 4096:

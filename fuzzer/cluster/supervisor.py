@@ -60,6 +60,7 @@ from fuzzer.cluster.signals import GUARD
 from fuzzer.cluster.spec import ClusterSpec, NodeSpec, render_node
 from fuzzer.cluster.watchdog import Watchdog, pdeathsig_preexec
 from fuzzer.errors import ClusterError
+from fuzzer.safeio import safe_join
 from instrumentation.protocol import ENV_NODE
 
 log = logging.getLogger(__name__)
@@ -361,7 +362,7 @@ class Supervisor:
         ns = render_node(self.spec, node.index, self._ports, self.workdir, self.peer_address)
         ns.data_dir.mkdir(parents=True, exist_ok=True)
         for rel, text in ns.files:
-            target = ns.data_dir / rel
+            target = safe_join(ns.data_dir, rel)  # no escape via '..' or a planted symlink
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
         env = self._build_env(node, ns)

@@ -392,6 +392,7 @@ class NetworkModel:
 # --------------------------------------------------------------------------- choice files
 
 CHOICES_VERSION = 1
+MAX_CHOICES = 1_000_000  # message fates one choice map may expand to (run-length bomb guard)
 
 
 def encode_choices(choices: Mapping[ChoiceKey, Fate]) -> bytes:
@@ -430,19 +431,20 @@ def decode_choices(data: bytes, path: str = "<choices>") -> dict[ChoiceKey, Fate
     if not isinstance(obj, dict) or obj.get("v") != CHOICES_VERSION:
         raise InputError(f"expected a choice map of version {CHOICES_VERSION}", path=path)
     out: dict[ChoiceKey, Fate] = {}
-    where = "links"
+    where, total = "links", 0
     try:
         for i, (a, b, runs) in enumerate(obj["links"]):
             where = f"link {i}"
             if not (isinstance(a, str) and isinstance(b, str)):
                 raise ValueError("link endpoints must be strings")
             for start, count, kind, delay, copies in runs:
-                if count < 1 or count > 100_000_000 or start < 0:
-                    raise ValueError(f"bad run {start}+{count}")
+                total += count if type(count) is int else 0
+                if count < 1 or start < 0 or total > MAX_CHOICES:
+                    raise ValueError(f"bad run {start}+{count} (at most {MAX_CHOICES} choices)")
                 f = Fate(kind, float(delay), int(copies))
                 for s in range(start, start + count):
                     out[(a, b, s)] = f
-    except (KeyError, TypeError, ValueError, NetworkError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, NetworkError) as exc:
         raise InputError(f"malformed choice map ({exc})", path=path, where=where) from None
     return out
 

@@ -21,7 +21,6 @@ the end ``end_execution(result)``.
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -166,10 +165,15 @@ class FaultRewards:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FaultRewards:
-        return cls(
-            {str(k): float(v) for k, v in d.get("sums", {}).items()},
-            {str(k): int(v) for k, v in d.get("counts", {}).items()},
-        )
+        """Inverse of :meth:`to_dict`; :class:`InputError` if ``d`` is malformed (saved
+        states are untrusted input)."""
+        try:
+            return cls(
+                {str(k): float(v) for k, v in d.get("sums", {}).items()},
+                {str(k): int(v) for k, v in d.get("counts", {}).items()},
+            )
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise InputError(f"fault_rewards is malformed ({exc})") from None
 
 
 def normalised_entropy(p: np.ndarray) -> np.ndarray:
@@ -233,14 +237,10 @@ def loads_state(data: bytes, path: str = "<scheduler state>") -> dict:
 
 
 def save_state(scheduler: Scheduler, path: str | Path) -> None:
-    """Write the scheduler's state atomically (temp file, fsync, rename)."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(dumps_state(scheduler.state_dict()))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, p)
+    """Write the scheduler's state atomically (temp file, fsync, rename, fsync the dir)."""
+    from fuzzer.safeio import write_bytes_atomic
+
+    write_bytes_atomic(path, dumps_state(scheduler.state_dict()))
 
 
 def load_state(scheduler: Scheduler, path: str | Path) -> None:

@@ -68,13 +68,19 @@ class _Tally:
         }
 
     def load(self, d: dict) -> None:
-        chosen = [int(x) for x in d.get("chosen", [])]
-        self.states = {int(x) for x in d.get("states", [])}
-        if len(chosen) == len(self.chosen):
-            self.chosen = np.array(chosen, dtype=np.int64)
-        self.fault_rewards = FaultRewards.from_dict(d.get("fault_rewards", {}))
-        self.episodes = int(d.get("episodes", 0))
-        self.updates = int(d.get("updates", 0))
+        try:
+            chosen = [int(x) for x in d.get("chosen", [])]
+            states = {int(x) for x in d.get("states", [])}
+            rewards = FaultRewards.from_dict(d.get("fault_rewards", {}))
+            episodes, updates = int(d.get("episodes", 0)), int(d.get("updates", 0))
+            arr = np.array(chosen, dtype=np.int64) if len(chosen) == len(self.chosen) else None
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise InputError(f"scheduler tally is malformed ({exc})") from None
+        self.states = states
+        if arr is not None:
+            self.chosen = arr
+        self.fault_rewards = rewards
+        self.episodes, self.updates = episodes, updates
 
 
 def _check_state(d: object, name: str) -> dict:
@@ -366,8 +372,9 @@ class PowerScheduler:
                 queue.append(QueueEntry(int(eid), sched, float(novelty), src, str(op)))
                 picks[int(eid)] = int(n_picks)
             next_id = int(d["next_id"])
-        except (KeyError, TypeError, ValueError) as exc:
+            fresh, steps = int(d.get("fresh", 0)), int(d.get("steps", 0))
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise InputError(f"power scheduler state has a bad queue ({exc})") from None
-        self.queue, self._picks, self._next_id = queue, picks, next_id
-        self._fresh, self._steps = int(d.get("fresh", 0)), int(d.get("steps", 0))
         self._tally.load(d.get("tally", {}))
+        self.queue, self._picks, self._next_id = queue, picks, next_id
+        self._fresh, self._steps = fresh, steps

@@ -304,7 +304,7 @@ class QLearningScheduler:
             counters = (int(d["episodes"]), int(d["updates"]), int(d.get("findings", 0)))
             scale = float(d["scale"])
             fr = FaultRewards.from_dict(d.get("fault_rewards", {}))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise InputError(f"Q-learning state is missing or has a bad field ({exc})") from None
         if (
             q.shape != (len(sigs), len(texts))

@@ -110,10 +110,10 @@ class CoverageMap:
     def from_bytes(cls, data: bytes, path: str = "<bytes>") -> CoverageMap:
         """Restore what :meth:`to_bytes` saved; InputError names ``path`` and the key."""
         try:
-            n = int.from_bytes(data[:4], "big")
-            if n > 64 * 1024 * 1024:
-                raise ValueError("declared size too large")
-            doc = msgpack.unpackb(lz4.block.decompress(data[4:], uncompressed_size=n), raw=False)
+            from fuzzer.safeio import lz4_block_decompress
+
+            n = int.from_bytes(data[:4], "big")  # checked (limit, ratio) before decompressing
+            doc = msgpack.unpackb(lz4_block_decompress(data[4:], n, limit=64 * 2**20), raw=False)
         except Exception as exc:
             raise InputError(f"not a coverage map ({exc})", path=path) from None
         if not isinstance(doc, dict) or doc.get("format") != "hbfuzz-hbcoverage":
