@@ -7,6 +7,7 @@ history), 2 usage or input error, 3 unknown verdict (checker ran out of time).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -131,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help=argparse.SUPPRESS)
     p.add_argument("--keep-traces", type=int, default=5, metavar="N",
                    help="full event traces kept for the last N executions (default 5)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run N executions at once, each with its own cluster (default 1)")
+    p.add_argument("--ray", metavar="auto|ADDRESS",
+                   help="run the executions as Ray tasks (pip install 'hbfuzz[ray]'): auto "
+                   "joins the cluster RAY_ADDRESS names, else starts a local one (127.0.0.1 "
+                   "only); ADDRESS joins that cluster; see docs/scaling.md")
+    p.add_argument("--sync-dir", metavar="DIR",
+                   help="exchange queue entries and findings with other campaigns in DIR")
+    role = p.add_mutually_exclusive_group()
+    role.add_argument("-M", dest="main", metavar="NAME",
+                      help="this campaign's name in --sync-dir, as the main (imports findings)")
+    role.add_argument("-S", dest="secondary", metavar="NAME",
+                      help="this campaign's name in --sync-dir, as a secondary")
+    p.add_argument("--sync-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds between syncs (default 30)")
     p.set_defaults(handler=_run)
 
     p = sub.add_parser(
@@ -178,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", metavar="BUNDLE")
     p.add_argument("--times", type=int, default=5, metavar="N", help="runs (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--no-order", dest="order", action="store_false",
+                   help="do not enforce the recorded message delivery order (for comparison)")
+    p.add_argument("--order-timeout", type=float, default=None, metavar="SECONDS",
+                   help="how long a message may be held for its recorded predecessors "
+                   "before enforcement gives up (default 0.2)")
     p.set_defaults(handler=_replay)
 
     p = sub.add_parser(
@@ -289,6 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hbfuzz: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`hbfuzz targets | head -1`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

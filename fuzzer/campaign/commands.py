@@ -122,10 +122,14 @@ def _quiet_grpc() -> None:
 
 
 def build_campaign(cfg: Any, out: str | Path, meta: Any, budget: Any, *, resume: bool = False,
-                   command_line: str = "", keep_traces: int = 5) -> Any:
+                   command_line: str = "", keep_traces: int = 5, jobs: int = 1,
+                   ray: str | None = None, sync: Any = None, exec_timeout: float | None = None
+                   ) -> Any:
     """A :class:`~fuzzer.campaign.loop.Campaign` for ``cfg`` with the scheduler
     ``meta`` names, opened (created, or restored with ``resume``). Its executions
-    are real once :func:`run_campaign` runs it."""
+    are real once :func:`run_campaign` runs it. ``jobs``: executions at once
+    (``fuzzer.campaign.jobs``); ``ray``: ``auto`` or a Ray address to run them on
+    (``fuzzer.campaign.rayjobs``); ``sync``: a ``fuzzer.campaign.sync.SyncDir``."""
     from fuzzer.campaign.loop import Campaign
     from fuzzer.campaign.outdir import CampaignDir
     from fuzzer.campaign.setup import action_space_for
@@ -134,8 +138,21 @@ def build_campaign(cfg: Any, out: str | Path, meta: Any, budget: Any, *, resume:
     actions = action_space_for(cfg)
     scheduler = make_scheduler(meta.scheduler, actions, meta.scheduler_config,
                                cfg.schedule.length, cfg.schedule.step)
+    if jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    pool: Any = None
+    if ray is not None:
+        from fuzzer.campaign.rayjobs import RayPool, ray_available
+
+        ray_available()  # a UsageError naming the extra, before the campaign starts
+        pool = RayPool(jobs, ray, timeout=exec_timeout)
+    elif jobs > 1 or sync is not None:
+        from fuzzer.campaign.jobs import LocalPool
+
+        pool = LocalPool(jobs, timeout=exec_timeout)
     campaign = Campaign(cfg, CampaignDir(out), meta, scheduler, actions, factory=_no_factory,
-                        budget=budget, command_line=command_line, keep_traces=keep_traces)
+                        budget=budget, command_line=command_line, keep_traces=keep_traces,
+                        pool=pool, sync=sync)
     try:
         campaign.open(resume=resume)
     except OSError as exc:
@@ -180,13 +197,18 @@ def run_command(args: Any) -> int:
     budget = Budget(duration=duration, executions=(
         None if args.executions is None else
         args.executions + (_done_before(out) if resume else 0)))
+    jobs, ray, sync = _scale_args(args)
     _run_setup(cfg)
     command_line = shlex.join(["hbfuzz", *sys.argv[1:]]) if sys.argv else "hbfuzz run"
     campaign = build_campaign(cfg, out, meta, budget, resume=resume,
-                              command_line=command_line, keep_traces=args.keep_traces)
+                              command_line=command_line, keep_traces=args.keep_traces,
+                              jobs=jobs, ray=ray, sync=sync)
     verb = "resuming" if resume else "starting"
+    scale = f", {jobs} jobs" + (f" on Ray ({ray})" if ray else "") if jobs > 1 or ray else ""
+    if sync is not None:
+        scale += f", sync {sync.root} as {sync.role} {sync.name}"
     print(f"hbfuzz: {verb} campaign {out}: target {cfg.target.name}, scheduler {meta.scheduler}, "
-          f"seed {meta.seed}, {len(campaign.actions)} actions", flush=True)
+          f"seed {meta.seed}, {len(campaign.actions)} actions{scale}", flush=True)
     summary = run_campaign(campaign, _view(args))
     for line in summary.lines():
         print(line)
@@ -195,6 +217,29 @@ def run_command(args: Any) -> int:
               "everything saved before is intact (continue with --resume)", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_FINDINGS if summary.found else EXIT_OK
+
+
+def _scale_args(args: Any) -> tuple[int, str | None, Any]:
+    """``--jobs``, ``--ray``, ``--sync-dir`` with ``-M``/``-S`` (validated)."""
+    jobs = getattr(args, "jobs", None)
+    jobs = 1 if jobs is None else jobs
+    if jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    ray = getattr(args, "ray", None)
+    sync_dir = getattr(args, "sync_dir", None)
+    main, secondary = getattr(args, "main", None), getattr(args, "secondary", None)
+    if (main or secondary) and not sync_dir:
+        raise UsageError("-M/-S name this campaign in a sync directory: give --sync-dir DIR")
+    sync = None
+    if sync_dir:
+        if not (main or secondary):
+            raise UsageError("--sync-dir needs -M NAME (main) or -S NAME (secondary)")
+        from fuzzer.campaign.sync import SyncDir
+
+        interval = getattr(args, "sync_interval", None)
+        sync = SyncDir(sync_dir, main or secondary, "main" if main else "secondary",
+                       30.0 if interval is None else interval)
+    return jobs, ray, sync
 
 
 def _no_factory(*_: Any) -> Any:  # replaced in _main once the tracker server runs
@@ -228,6 +273,7 @@ async def _main(campaign: Any, cfg: Any, view: Any) -> Any:
         return Execution(cfg, workdir, seed, tracker=server, coverage=coverage)
 
     campaign.factory = factory
+    campaign.tracker_stats = lambda: server.stats  # events received/dropped in fuzzer_stats
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     for sig in signals:

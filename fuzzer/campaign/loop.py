@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
 import time
@@ -47,6 +48,20 @@ __all__ = ["Budget", "ExecutionLike", "ExecutionFactory", "Campaign", "CampaignS
 
 log = logging.getLogger("hbfuzz.campaign")
 MAX_CONSECUTIVE_ERRORS = 5
+EXEC_TIME_BASE = 120.0  # seconds every execution may take beyond 3x its planned time
+
+
+def execution_time_limit(cfg: TargetConfig) -> float:
+    """How long one execution may run before the campaign tears it down and counts a
+    harness error: a hung execution must not stall a campaign (nor outlive its
+    ``--duration``) forever. Generous: 3x the planned time plus EXEC_TIME_BASE."""
+    s = cfg.schedule
+    live = getattr(getattr(cfg.oracles, "liveness", None), "bound", 0.0) or 0.0
+    planned = s.warmup + s.length * s.step + s.quiescence + float(live)
+    return EXEC_TIME_BASE + 3.0 * planned
+# an execution failing with one of these (its scratch dir, its node logs) means the
+# campaign's disk is full or read-only: stop cleanly instead of counting harness errors
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 class ExecutionLike(Protocol):
@@ -122,7 +137,13 @@ class Campaign(CampaignStore):
         stats_interval: float = 5.0,
         weights: RewardWeights = DEFAULT_WEIGHTS,
         on_tick: Callable[[dict[str, Any]], None] | None = None,
+        pool: Any = None,
+        sync: Any = None,
     ) -> None:
+        """``pool``: a runner of parallel executions (``fuzzer.campaign.jobs.LocalPool``
+        for ``--jobs N``, ``fuzzer.campaign.rayjobs.RayPool`` for ``--ray``; None: one
+        execution at a time, in this loop). ``sync``: a ``fuzzer.campaign.sync.SyncDir``
+        (``--sync-dir``), exported to and imported from every ``sync.interval`` s."""
         super().__init__(cfg, out, meta, scheduler, actions, command_line=command_line,
                          keep_traces=keep_traces, stats_interval=stats_interval)
         self.factory = factory
@@ -134,6 +155,25 @@ class Campaign(CampaignStore):
         self._loop_task: asyncio.Task | None = None
         self._in_execution = False
         self._consecutive_errors = 0
+        self.exec_time_limit = execution_time_limit(cfg)  # seconds; see that function
+        self.pool = pool
+        self.sync = sync
+        self.imported: list[list[Step]] = []  # schedules from other campaigns, to run
+
+    def next_imported(self) -> list[Step] | None:
+        """The next imported schedule to run as it is (``--sync-dir``), if any."""
+        return self.imported.pop(0) if self.imported else None
+
+    def stats_values(self) -> dict[str, Any]:
+        v = super().stats_values()
+        if self.pool is not None:
+            from fuzzer.campaign.jobs import job_stats_values
+
+            v.update(job_stats_values(self.pool.job_stats()))
+            v.update(self.pool.stats_values())
+        if self.sync is not None:
+            v.update(self.sync.stats_values())
+        return v
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the status screen shows (a plain dict, cheap)."""
@@ -149,6 +189,13 @@ class Campaign(CampaignStore):
         ]
         v["recent"] = list(self.recent[-5:])
         v["stopping"] = self._stopping
+        if self.pool is not None:
+            js = self.pool.job_stats()
+            v["jobs"] = [j.view() for j in js]
+            if js:  # the status screen's "current schedule": the newest execution's
+                j = max(js, key=lambda x: x.current_exec)
+                v["current_exec"], v["current_step"] = j.current_exec, j.current_step
+                v["current_schedule"] = list(j.schedule)
         v["out"] = str(self.dir.root)
         return v
 
@@ -160,7 +207,9 @@ class Campaign(CampaignStore):
             return
         self._stopping = True
         self._stop_reason = reason
-        if self._loop_task is not None and self._in_execution:
+        if self.pool is not None:
+            self.pool.cancel()
+        elif self._loop_task is not None and self._in_execution:
             self._loop_task.cancel()
 
     def _budget_left(self) -> bool:
@@ -179,12 +228,20 @@ class Campaign(CampaignStore):
         """Fuzz until the budget is used up or a stop is requested."""
         self.write_stats(force_plot=True)
         async with asyncio.TaskGroup() as tg:
-            self._loop_task = tg.create_task(self._loop())
+            if self.sync is not None:
+                await self._sync_once()
+            main = self.pool.run(self) if self.pool is not None else self._loop()
+            self._loop_task = tg.create_task(main)
             ticker = tg.create_task(self._ticker())
+            syncer = tg.create_task(self._syncer()) if self.sync is not None else None
             try:
                 await self._loop_task
             finally:
                 ticker.cancel()
+                if syncer is not None:
+                    syncer.cancel()
+        if self.sync is not None:
+            await self._sync_once()
         try:
             self._commit()
             self.write_stats(force_plot=True)
@@ -192,6 +249,20 @@ class Campaign(CampaignStore):
             log.error("cannot write to %s: %s", self.dir.root, exc)
             self._stop_reason = self._stop_reason or f"write error: {exc}"
         return self.summary()
+
+    async def _syncer(self) -> None:
+        while True:
+            await asyncio.sleep(self.sync.interval)
+            await self._sync_once()
+
+    async def _sync_once(self) -> None:
+        """Export our new queue entries and findings, import the others' (a sync
+        problem is logged, never fatal: the campaign is what matters)."""
+        try:
+            self.sync.exchange(self)
+        except (OSError, InputError) as exc:
+            log.warning("sync with %s failed: %s", self.sync.root, exc)
+            self._note(f"sync failed: {exc}")
 
     async def _ticker(self) -> None:
         while True:
@@ -226,7 +297,14 @@ class Campaign(CampaignStore):
                 if isinstance(exc, InputError) and n == 0 and self.session_execs == 0:
                     raise
                 self._in_execution = False
-                self._count_error(n, exc)
+                try:
+                    self._count_error(n, exc)
+                except OSError as werr:  # cannot even record the error: disk full, read-only
+                    self._write_failed(werr)
+                    break
+                if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:  # our disk, not theirs
+                    self._write_failed(exc)
+                    break
                 continue
             finally:
                 self._in_execution = False
@@ -234,10 +312,14 @@ class Campaign(CampaignStore):
             try:
                 self._record(n, result)
             except OSError as exc:  # disk full, read-only: stop; what was saved stays valid
-                log.error("cannot write to %s: %s", self.dir.root, exc)
-                self._stopping = True
-                self._stop_reason = f"write error: {exc}"
+                self._write_failed(exc)
                 break
+
+    def _write_failed(self, exc: OSError) -> None:
+        """Stop because the campaign directory cannot be written (the CLI exits 2)."""
+        log.error("cannot write to %s: %s", self.dir.root, exc)
+        self._stopping = True
+        self._stop_reason = f"write error: {exc}"
 
     def _count_error(self, n: int, exc: BaseException) -> None:
         self.progress.execs_done += 1
@@ -263,25 +345,33 @@ class Campaign(CampaignStore):
         p.current_exec, p.current_step, p.current_schedule = n, 0, []
         self.scheduler.begin_execution(rng)
         ex = self.factory(workdir, seed, self.coverage)
+        limit = self.exec_time_limit
+        deadline = asyncio.timeout(limit)
         try:
-            first = await ex.start()
-            sig = int(getattr(first, "signature", first) or 0) if first is not None else 0
-            length = self.cfg.schedule.length
-            for i in range(length):
-                step = self.scheduler.next_step(sig)
-                a = self.actions.find(step.fault)
-                p.current_step = i + 1
-                p.current_schedule.append(step.to_text())
-                summary = await ex.step(step)
-                found = _found(ex, summary)
-                r = reward(summary, self.weights, found)
-                done = found or i == length - 1
-                if a is not None:  # a step outside the action space teaches no column
-                    self.scheduler.observe(sig, a, r, summary.signature, done)
-                sig = summary.signature
-                if found:
-                    break
-            result = await ex.finish()
+            async with deadline:
+                first = await ex.start()
+                sig = int(getattr(first, "signature", first) or 0) if first is not None else 0
+                length = self.cfg.schedule.length
+                for i in range(length):
+                    step = self.scheduler.next_step(sig)
+                    a = self.actions.find(step.fault)
+                    p.current_step = i + 1
+                    p.current_schedule.append(step.to_text())
+                    summary = await ex.step(step)
+                    found = _found(ex, summary)
+                    r = reward(summary, self.weights, found)
+                    done = found or i == length - 1
+                    if a is not None:  # a step outside the action space teaches no column
+                        self.scheduler.observe(sig, a, r, summary.signature, done)
+                    sig = summary.signature
+                    if found:
+                        break
+                result = await ex.finish()
+        except TimeoutError:
+            if deadline.expired():  # a hung execution: a counted harness error, not a hang
+                raise TimeoutError(f"execution {n} took longer than its limit of {limit:.0f}s "
+                                   "(hung?); it was torn down") from None
+            raise
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(ex.close())

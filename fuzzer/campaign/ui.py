@@ -39,8 +39,31 @@ def ago(t: float, now: float | None = None) -> str:
     return hms((now or time.time()) - t)
 
 
+def jobs_text(s: Mapping[str, Any]) -> str:
+    """Per-job part of the progress line (``--jobs``/``--ray``): ``jobs 2 [j0 3 409/h
+    exec 4 step 2/4, ...]``; empty for a campaign without parallel jobs."""
+    jobs = s.get("jobs")
+    if not jobs:
+        return ""
+    length = s.get("schedule_length", 0)
+    parts = []
+    for j in jobs:
+        cur = (f" exec {j['current_exec']} step {j['current_step']}/{length}"
+               if j.get("current_step") else "")
+        err = f" err {j['errors']}" if j.get("errors") else ""
+        parts.append(f"j{j['job']} {j['execs']} {j['execs_per_hour']:.0f}/h{err}{cur}")
+    return f" jobs {len(jobs)} [{', '.join(parts)}]"
+
+
 def progress_line(s: Mapping[str, Any]) -> str:
     """One plain line for ``--no-ui`` (stable keys, easy to grep)."""
+    if s.get("jobs"):
+        return (
+            f"[{hms(s['run_time'])}] execs {s['execs_done']} ({s['execs_per_hour']:.0f}/h) "
+            f"hb {s['hb_coverage']} edges {s['code_edges']} queue {s['corpus_count']} "
+            f"crashes {s['saved_crashes']} hangs {s['saved_hangs']} "
+            f"entropy {s['policy_entropy']:.2f} stability {s['stability']}" + jobs_text(s)
+        )
     return (
         f"[{hms(s['run_time'])}] execs {s['execs_done']} ({s['execs_per_hour']:.0f}/h) "
         f"hb {s['hb_coverage']} edges {s['code_edges']} queue {s['corpus_count']} "
@@ -110,6 +133,18 @@ def render(s: Mapping[str, Any]) -> Any:
     mid.add_column(ratio=1)
     mid.add_row(Panel(cur, title="current schedule"), Panel(rt, title="per-fault rewards"))
     parts: list[Any] = [top, mid]
+    jobs = s.get("jobs")
+    if jobs:
+        jt = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
+        for col in ("job", "where", "execs", "execs/h", "errors", "exec", "step"):
+            jt.add_column(col, justify="left" if col == "where" else "right")
+        for j in jobs:
+            jt.add_row(str(j["job"]), j.get("where", ""), str(j["execs"]),
+                       f"{j['execs_per_hour']:.0f}", str(j["errors"]),
+                       str(j["current_exec"]) if j["current_exec"] >= 0 else "-",
+                       f"{j['current_step']}/{s.get('schedule_length', 0)}")
+        parts.append(Panel(jt, title=f"jobs ({len(jobs)}, total "
+                           f"{s['execs_per_hour']:.0f} execs/h)"))
     finds = s.get("findings", [])
     if finds:
         ft = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
