@@ -142,19 +142,54 @@ class NodeClient:
 async def find_leader(ports: Iterable[int], timeout: float = 2.0,
                       host: str = "127.0.0.1") -> str | None:
     """The role probe: the name of the node that says it is leader in the highest
-    term, or None. Asks every node's status concurrently."""
+    term among the answers, or None. Asks every node's status concurrently.
+
+    Why a deadline and an early answer: a paused or partitioned-from-us node never
+    answers, and waiting for it cost every leader/follower-targeted fault the whole
+    timeout (and lost the answers of the others). So the answers that arrived within
+    ``timeout`` decide, and the probe returns as soon as a majority has answered and
+    one of them is leader in the highest term it reported: a node that did not
+    answer cannot be leader in a higher term, since its election would have raised
+    the term of at least one node of that majority.
+    """
+    ports = list(ports)
+    majority = len(ports) // 2 + 1
 
     async def one(port: int) -> Result:
         async with NodeClient(port, host, timeout) as c:
-            return await c.status()
+            return await c.status(timeout)
 
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(one(p)) for p in ports]
-    best: tuple[int, str] | None = None
-    for t in tasks:
-        r = t.result()
-        if r.ok and isinstance(r.value, dict) and r.value.get("role") == "leader":
-            cand = (int(r.value.get("term", -1)), str(r.value.get("node")))
-            if best is None or cand > best:
-                best = cand
-    return None if best is None else best[1]
+    def leader(answers: list[Result], complete: bool) -> str | None:
+        best: tuple[int, str] | None = None
+        top = -1
+        for r in answers:
+            if not (r.ok and isinstance(r.value, dict)):
+                continue
+            term = int(r.value.get("term", -1))
+            top = max(top, term)
+            if r.value.get("role") == "leader":
+                cand = (term, str(r.value.get("node")))
+                if best is None or cand > best:
+                    best = cand
+        if best is None or (not complete and best[0] < top):
+            return None
+        return best[1]
+
+    tasks = [asyncio.ensure_future(one(p)) for p in ports]
+    answers: list[Result] = []
+    try:
+        pending = set(tasks)
+        async with asyncio.timeout(timeout):
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                answers += [t.result() for t in done]
+                valid = sum(1 for r in answers if r.ok)
+                if pending and valid >= majority and leader(answers, False) is not None:
+                    break
+    except TimeoutError:
+        pass
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return leader(answers, True)

@@ -240,8 +240,15 @@ async def _serve(server: ClientServer, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     srv = await asyncio.start_server(server.handle, "127.0.0.1", port, limit=MAX_LINE)
     print(f"node {server.name}: clients on 127.0.0.1:{port}", file=sys.stderr, flush=True)
-    async with srv:
+    try:
         await stop.wait()
+    finally:
+        # a graceful stop must not wait for the clients to hang up (Server.wait_closed
+        # does since 3.12): close their connections, so SIGTERM ends the node at once
+        srv.close()
+        if hasattr(srv, "close_clients"):  # Python >= 3.13
+            srv.close_clients()
+        await srv.wait_closed()
 
 
 def main(argv: list[str] | None = None) -> int:
