@@ -58,6 +58,7 @@ class Watchdog:
         self.log = Path(log)
         self.proc: subprocess.Popen | None = None
         self._entries: dict[int, reaper.Entry] = {}
+        self.write_errors = 0  # registry rewrites that failed (e.g. disk full)
 
     @property
     def pid(self) -> int | None:
@@ -96,8 +97,14 @@ class Watchdog:
         self._write()
 
     def remove(self, pgid: int) -> None:
+        # A registry that cannot be shrunk (disk full) is harmless: the reaper
+        # checks each group's start time, so a stale entry never kills a
+        # recycled pid. Teardown must go on, so the error is only counted.
         if self._entries.pop(pgid, None) is not None:
-            self._write()
+            try:
+                self._write()
+            except OSError:
+                self.write_errors += 1
 
     def pgids(self) -> list[int]:
         return list(self._entries)
@@ -111,7 +118,10 @@ class Watchdog:
         self._entries.clear()
         if self.proc is None:
             return
-        reaper.write_registry(self.registry, [])
+        try:
+            reaper.write_registry(self.registry, [])
+        except OSError:  # disk full: the reaper is told to exit below anyway
+            self.write_errors += 1
         proc = self.proc
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
