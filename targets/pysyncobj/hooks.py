@@ -37,11 +37,12 @@ import hashlib
 import itertools
 import threading
 
-import instrumentation as hb
 from pysyncobj import SyncObj
 from pysyncobj.node import Node, TCPNode
 from pysyncobj.tcp_connection import CONNECTION_STATE
 from pysyncobj.transport import TCPTransport
+
+import instrumentation as hb
 from targets.pysyncobj.wire import ROLES
 
 MSG_KEY = "_hb"

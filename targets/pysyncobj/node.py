@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     from pysyncobj import SyncObj, SyncObjConf
     from pysyncobj.node import TCPNode
     from pysyncobj.version import VERSION
+
     from targets.pysyncobj import hooks
     from targets.pysyncobj.store import KVStore
 
