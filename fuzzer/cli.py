@@ -7,9 +7,10 @@ history), 2 usage or input error, 3 unknown verdict (checker ran out of time).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fuzzer import __version__
 from fuzzer.errors import HbfuzzError, InputError, UsageError
@@ -248,40 +249,26 @@ def _check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run(args: argparse.Namespace) -> int:
-    from fuzzer.campaign.commands import run_command
+def _deferred(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A handler that imports ``module.name`` only when its subcommand runs.
 
-    return run_command(args)
+    Why: ``hbfuzz --help`` and the light subcommands stay fast, without loading
+    the campaign, report and repro machinery they do not need.
+    """
 
+    def handler(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), name)(args)
 
-def _stats(args: argparse.Namespace) -> int:
-    from fuzzer.campaign.commands import stats_command
-
-    return stats_command(args)
-
-
-def _plot(args: argparse.Namespace) -> int:
-    from fuzzer.campaign.commands import plot_command
-
-    return plot_command(args)
+    return handler
 
 
-def _show(args: argparse.Namespace) -> int:
-    from fuzzer.report.command import show_command
+_run = _deferred("fuzzer.campaign.commands", "run_command")
+_stats = _deferred("fuzzer.campaign.commands", "stats_command")
+_plot = _deferred("fuzzer.campaign.commands", "plot_command")
+_show = _deferred("fuzzer.report.command", "show_command")
+_replay = _deferred("fuzzer.repro.commands", "replay_command")
+_minimize = _deferred("fuzzer.repro.commands", "minimize_command")
 
-    return show_command(args)
-
-
-def _replay(args: argparse.Namespace) -> int:
-    from fuzzer.repro.commands import replay_command
-
-    return replay_command(args)
-
-
-def _minimize(args: argparse.Namespace) -> int:
-    from fuzzer.repro.commands import minimize_command
-
-    return minimize_command(args)
 
 def _targets(args: argparse.Namespace) -> int:
     from fuzzer.config import REPO, bundled_targets

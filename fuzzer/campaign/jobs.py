@@ -36,7 +36,7 @@ from typing import Any
 
 from fuzzer.campaign.setup import derive_seed
 from fuzzer.campaign.shared import JobCoverage, SchedulerSlot
-from fuzzer.errors import HbfuzzError, InputError
+from fuzzer.errors import HbfuzzError
 from fuzzer.faults import Step
 from fuzzer.scheduler import reward
 
@@ -145,15 +145,11 @@ class Lane:
                     f"execution {n} (job {self.stats.job}) ran past {self.timeout:.0f}s"))
                 continue
             except asyncio.CancelledError:
-                if not c._stopping:
+                if not c._absorb_stop_cancel(n):
                     raise
-                t = asyncio.current_task()
-                if t is not None:
-                    t.uncancel()
-                c._note(f"exec {n}: cancelled ({c._stop_reason})")
                 return
             except Exception as exc:  # a harness failure: count it, keep fuzzing (bounded)
-                if isinstance(exc, InputError) and c.session_execs == 0 and n == 0:
+                if c._is_fatal_error(n, exc):
                     raise
                 self._error(n, exc)
                 continue

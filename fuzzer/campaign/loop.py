@@ -286,15 +286,11 @@ class Campaign(CampaignStore):
             try:
                 result = await self._one(n)
             except asyncio.CancelledError:
-                if not self._stopping:
+                if not self._absorb_stop_cancel(n):
                     raise
-                t = asyncio.current_task()
-                if t is not None:
-                    t.uncancel()
-                self._note(f"exec {n}: cancelled ({self._stop_reason})")
                 break
             except Exception as exc:  # a harness failure: count it, keep fuzzing (bounded)
-                if isinstance(exc, InputError) and n == 0 and self.session_execs == 0:
+                if self._is_fatal_error(n, exc):
                     raise
                 self._in_execution = False
                 try:
@@ -320,6 +316,22 @@ class Campaign(CampaignStore):
         log.error("cannot write to %s: %s", self.dir.root, exc)
         self._stopping = True
         self._stop_reason = f"write error: {exc}"
+
+    def _absorb_stop_cancel(self, n: int) -> bool:
+        """Whether a cancel of execution ``n`` is this campaign stopping; if so it is
+        absorbed (uncancelled) and noted, else the caller re-raises it."""
+        if not self._stopping:
+            return False
+        t = asyncio.current_task()
+        if t is not None:
+            t.uncancel()
+        self._note(f"exec {n}: cancelled ({self._stop_reason})")
+        return True
+
+    def _is_fatal_error(self, n: int, exc: Exception) -> bool:
+        """Bad input on the session's very first execution is the user's to fix, not a
+        harness failure to count and fuzz past."""
+        return isinstance(exc, InputError) and n == 0 and self.session_execs == 0
 
     def _count_error(self, n: int, exc: BaseException) -> None:
         self.progress.execs_done += 1

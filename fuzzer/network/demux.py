@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from fuzzer.cluster.ports import PortLease, lease_ports
 from fuzzer.errors import NetworkError
+from fuzzer.network.listeners import stop_listeners
 
 log = logging.getLogger(__name__)
 
@@ -146,21 +147,13 @@ class PeerDemux:
         if self._closed:
             return
         self._closed = True
-        for server in self._servers:
-            server.close()
+        tg, lease = self._tg, self._lease
+        self._tg, self._lease = None, None
+        await stop_listeners(self._servers, tg, lease, self._cancel_all)
+
+    def _cancel_all(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self._tg is not None:
-            try:
-                await self._tg.__aexit__(None, None, None)
-            finally:
-                self._tg = None
-        for server in self._servers:
-            await server.wait_closed()
-        self._servers.clear()
-        if self._lease is not None:
-            self._lease.release()
-            self._lease = None
 
     async def __aenter__(self) -> PeerDemux:
         await self.start()

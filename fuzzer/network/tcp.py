@@ -43,6 +43,7 @@ from typing import Any
 from fuzzer.cluster.ports import PortLease, lease_ports
 from fuzzer.errors import NetworkError
 from fuzzer.network.events import LamportBook, Sink, Stamp
+from fuzzer.network.listeners import stop_listeners
 from fuzzer.network.model import LinkRule, NetworkModel
 from fuzzer.network.ordering import DeliveryOrder
 from fuzzer.network.outbox import Outbox
@@ -195,23 +196,15 @@ class TcpMediator:
         if self._closed:
             return
         self._closed = True
-        for server in self._servers:
-            server.close()
+        tg, lease = self._tg, self._lease
+        self._tg, self._lease = None, None
+        await stop_listeners(self._servers, tg, lease, self._abort_all)
+
+    def _abort_all(self) -> None:
         for conn in list(self._conns):
             conn.abort()
             if conn.task is not None:
                 conn.task.cancel()
-        if self._tg is not None:
-            try:
-                await self._tg.__aexit__(None, None, None)
-            finally:
-                self._tg = None
-        for server in self._servers:
-            await server.wait_closed()
-        self._servers.clear()
-        if self._lease is not None:
-            self._lease.release()
-            self._lease = None
 
     async def __aenter__(self) -> TcpMediator:
         await self.start()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from campaign_helpers import PB_KV as PB_KV  # re-exported for the resilience tests
+from campaign_helpers import ROOT as ROOT
+from campaign_helpers import pids_with_env, wait_until_none
 
 from fuzzer.campaign.outdir import CampaignDir, entry_id
 from fuzzer.campaign.stats import PLOT_COLUMNS, STATS_KEYS, read_stats
@@ -22,53 +23,16 @@ from fuzzer.faults import Schedule
 from fuzzer.repro.bundle import load_bundle
 
 MARK = "HBFUZZ_RESILIENCE_MARK"
-ROOT = Path(__file__).resolve().parents[2]
-
-# a Maelstrom pb_kv campaign that finds its stale-read bug within an execution or two
-# (the same settings as tests/e2e/test_campaign_maelstrom.py)
-PB_KV = [
-    "targets/maelstrom/target.toml",
-    "--set", "target.node=nodes/pb_kv.py",
-    "--set", "workload.name=lin-kv",
-    "--set", "schedule.length=4",
-    "--set", "schedule.step=1.5s",
-    "--set", "faults.allowed=['partition', 'wait']",
-    "--set", "workload.keys=2",
-    "--set", "workload.clients=6",
-]
 
 
 def marked(token: str) -> list[int]:
     """PIDs of live processes whose environment carries ``MARK=token``."""
-    tag = f"{MARK}={token}\0".encode()
-    me = os.getpid()
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == me:
-            continue
-        try:
-            env = (d / "environ").read_bytes()
-            state = (d / "stat").read_text()
-        except OSError:
-            continue
-        if tag in env + b"\0" and ") Z " not in state:  # zombies hold nothing
-            out.append(int(d.name))
-    return out
+    return pids_with_env(f"{MARK}={token}\0".encode(), skip_zombies=True)
 
 
 def wait_none_marked(token: str, timeout: float = 20.0) -> list[int]:
     """Wait (bounded) until no marked process is alive; SIGKILL and return any left."""
-    deadline = time.monotonic() + timeout
-    left = marked(token)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = marked(token)
-    for p in left:  # never leave anything behind, even when the assertion fails
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return left
+    return wait_until_none(lambda: marked(token), timeout)
 
 
 @dataclass(frozen=True)

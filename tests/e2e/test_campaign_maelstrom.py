@@ -12,27 +12,15 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
+from campaign_helpers import PB_KV, ROOT, nodes_of, state_of, wait_gone
 
 from fuzzer.campaign.outdir import CampaignDir
 from fuzzer.campaign.stats import read_plot, read_stats
 from fuzzer.repro.bundle import load_bundle
 from fuzzer.scheduler.base import loads_state
 
-ROOT = Path(__file__).resolve().parents[2]
-TARGET = [
-    "targets/maelstrom/target.toml",
-    "--set", "target.node=nodes/pb_kv.py",
-    "--set", "workload.name=lin-kv",
-    # long partitions, few keys, many clients: the bug shows within an execution or two
-    "--set", "schedule.length=4",
-    "--set", "schedule.step=1.5s",
-    "--set", "faults.allowed=['partition', 'wait']",
-    "--set", "workload.keys=2",
-    "--set", "workload.clients=6",
-]
 REQUIRED = ("start_time", "last_update", "run_time", "execs_done", "execs_per_hour",
             "hb_coverage", "code_edges", "corpus_count", "saved_crashes", "saved_hangs",
             "unique_findings", "last_find", "stability", "policy_entropy", "scheduler", "seed",
@@ -45,63 +33,26 @@ def _hbfuzz(python: str, *args: str) -> list[str]:
     return [python, "-m", "fuzzer", *args]
 
 
-def _nodes_of(pid: int) -> list[int]:
-    """Processes started by the fuzzer ``pid`` (their HBFUZZ_EXECUTION names it)."""
-    tag = f"HBFUZZ_EXECUTION=x{pid}-".encode()
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            env = (d / "environ").read_bytes()
-        except OSError:
-            continue
-        if tag in env:
-            out.append(int(d.name))
-    return out
-
-
-def _wait_gone(pid: int, timeout: float = 20.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    left = _nodes_of(pid)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = _nodes_of(pid)
-    for p in left:  # never leave anything behind, even when the assertion fails
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return left
-
-
-def _state(out: Path) -> dict:
-    try:
-        return CampaignDir(out).load_state() or {}
-    except Exception:
-        return {}
-
-
 def test_campaign_finds_bug_survives_sigkill_and_resumes(tmp_path, python, procs, seed):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = _hbfuzz(python, "run", *TARGET, "-o", str(out), "--executions", "8",
+    cmd = _hbfuzz(python, "run", *PB_KV, "-o", str(out), "--executions", "8",
                   "--seed", str(seed), "--no-ui")
     p = procs(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # run until a finding is committed, then SIGKILL the fuzzer (only the fuzzer: its
     # watchdog must take the cluster down)
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline and p.poll() is None:
-        st = _state(out)
+        st = state_of(out)
         if st.get("findings"):
             break
         time.sleep(0.3)
     assert p.poll() is None, f"campaign ended early: {p.stderr.read().decode()[-2000:]}"
-    assert _state(out).get("findings"), "no finding within 150 s"
+    assert state_of(out).get("findings"), "no finding within 150 s"
     time.sleep(1.0)  # somewhere inside the next execution
     os.kill(p.pid, signal.SIGKILL)
     p.wait(timeout=10)
-    assert _wait_gone(p.pid) == [], "node processes survived the fuzzer's SIGKILL"
+    assert wait_gone(p.pid) == [], "node processes survived the fuzzer's SIGKILL"
 
     # the directory is consistent
     d = CampaignDir(out)
@@ -151,17 +102,17 @@ def test_campaign_finds_bug_survives_sigkill_and_resumes(tmp_path, python, procs
 def test_sigterm_stops_cleanly_with_a_summary(tmp_path, python, procs, seed):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    p = procs(_hbfuzz(python, "run", *TARGET, "-o", str(out), "--duration", "10m",
+    p = procs(_hbfuzz(python, "run", *PB_KV, "-o", str(out), "--duration", "10m",
                       "--seed", str(seed), "--no-ui", "--scheduler", "random"),
               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _nodes_of(p.pid):
+    while time.monotonic() < deadline and not nodes_of(p.pid):
         time.sleep(0.2)
-    assert _nodes_of(p.pid), "the first execution did not start"
+    assert nodes_of(p.pid), "the first execution did not start"
     time.sleep(1.0)
     p.send_signal(signal.SIGTERM)
     stdout, stderr = p.communicate(timeout=60)
     assert p.returncode in (0, 1), stderr.decode()[-2000:]
     assert b"(stopped: SIGTERM)" in stdout
-    assert _wait_gone(p.pid, timeout=5) == []
+    assert wait_gone(p.pid, timeout=5) == []
     assert CampaignDir(out).load_state() is not None

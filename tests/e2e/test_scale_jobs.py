@@ -12,72 +12,22 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
+from campaign_helpers import PB_KV, ROOT, nodes_of, state_of, wait_gone
 
 from fuzzer.campaign.outdir import CampaignDir
 from fuzzer.campaign.stats import read_stats
 from fuzzer.repro.bundle import load_bundle
 from fuzzer.scheduler.base import loads_state
 
-ROOT = Path(__file__).resolve().parents[2]
-TARGET = [
-    "targets/maelstrom/target.toml",
-    "--set", "target.node=nodes/pb_kv.py",
-    "--set", "workload.name=lin-kv",
-    "--set", "schedule.length=4",
-    "--set", "schedule.step=1.5s",
-    "--set", "faults.allowed=['partition', 'wait']",
-    "--set", "workload.keys=2",
-    "--set", "workload.clients=6",
-]
-
 pytestmark = pytest.mark.slow
-
-
-def nodes_of(pid: int) -> list[int]:
-    """Processes started by executions of process ``pid`` (HBFUZZ_EXECUTION names it)."""
-    tag = f"HBFUZZ_EXECUTION=x{pid}-".encode()
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            env = (d / "environ").read_bytes()
-        except OSError:
-            continue
-        if tag in env:
-            out.append(int(d.name))
-    return out
-
-
-def wait_gone(pid: int, timeout: float = 20.0) -> list[int]:
-    """Wait until ``pid``'s node processes are gone; kill and return any survivors."""
-    deadline = time.monotonic() + timeout
-    left = nodes_of(pid)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = nodes_of(pid)
-    for p in left:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return left
-
-
-def state_of(out: Path) -> dict:
-    try:
-        return CampaignDir(out).load_state() or {}
-    except Exception:
-        return {}
 
 
 def test_two_jobs_find_the_bug_and_leave_nothing(tmp_path, python, procs, seed):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [python, "-m", "fuzzer", "run", *TARGET, "-o", str(out), "--executions", "40",
+    cmd = [python, "-m", "fuzzer", "run", *PB_KV, "-o", str(out), "--executions", "40",
            "--seed", str(seed), "--no-ui", "--jobs", "2", "--progress-interval", "1"]
     p = procs(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 75

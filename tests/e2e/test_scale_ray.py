@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_scale_jobs import TARGET, nodes_of, state_of, wait_gone
+from campaign_helpers import PB_KV, nodes_of, state_of, wait_gone
 
 from fuzzer.campaign.outdir import CampaignDir
 from fuzzer.campaign.stats import read_stats
@@ -60,7 +60,7 @@ def ray_address():
 
 def _campaign(python, out, address, seed, executions):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    return [python, "-m", "fuzzer", "run", *TARGET, "-o", str(out), "--executions",
+    return [python, "-m", "fuzzer", "run", *PB_KV, "-o", str(out), "--executions",
             str(executions), "--seed", str(seed), "--no-ui", "--jobs", "2", "--ray", address,
             "--progress-interval", "2"], env
 

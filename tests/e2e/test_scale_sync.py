@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_scale_jobs import TARGET
+from campaign_helpers import PB_KV
 
 from fuzzer.campaign.outdir import CampaignDir
 from fuzzer.campaign.stats import read_stats
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 def _run(python, *args, timeout=90):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([python, "-m", "fuzzer", "run", *TARGET, "--no-ui", *args], cwd=ROOT,
+    return subprocess.run([python, "-m", "fuzzer", "run", *PB_KV, "--no-ui", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=timeout,
                           start_new_session=True)
 
