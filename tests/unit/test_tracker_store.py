@@ -22,6 +22,17 @@ def test_mixed_chunks_round_trip(rng):
         else:
             log.append(evs)
         expect.extend(evs)
+    # end with a wire batch then one in-process event, so both chunk kinds are
+    # present whatever the random mix above compacted into
+    for wire_batch in (True, False):
+        seq += 1
+        evs = [[seq, seq, 0, seq, p.LOCAL, f"x{seq}", {"i": seq}]]
+        if wire_batch:
+            wire = p.encode_batch("n1", "e", 0, 0, evs)
+            log.append(p.decode_batch(wire).events, wire)
+        else:
+            log.append(evs)
+        expect.extend(evs)
     assert len(log) == len(expect) and log.first_seq == 1
     assert any(type(c) is bytes for c in log.chunks) and any(type(c) is list for c in log.chunks)
     assert log.slice() == expect
