@@ -60,7 +60,7 @@ def test_replay_then_minimize_a_real_finding(tmp_path, seed, capsys):
     assert stored.schedule == original.schedule  # only the replay facts changed
     after_replay = path.read_bytes()
 
-    rc = cli.main(["minimize", str(path), "--times", "1", "--measure", "1", "--verify", "1",
+    rc = cli.main(["minimize", str(path), "--times", "1", "--measure", "1", "--verify", "3",
                    "--max-tries", "6", "--json"])
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     if rc == 3:  # never reproduced in replay nor measurement: nothing may be written
