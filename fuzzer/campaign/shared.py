@@ -176,11 +176,12 @@ class SchedulerSlot:
 
     ``EXEC_ATTRS`` names the attributes the bundled schedulers reset in
     ``begin_execution`` (the RNG of all three; plan, steps done, parent and
-    operator of the power scheduler); anything else is learned state and is
+    operator of the power scheduler; the fault context and last choice of
+    Q-learning); anything else is learned state and is
     shared. A scheduler without these attributes is shared as it is.
     """
 
-    EXEC_ATTRS = ("_rng", "_plan", "_done", "_parent", "_op")
+    EXEC_ATTRS = ("_rng", "_plan", "_done", "_parent", "_op", "_ctx", "_last_choice")
 
     def __init__(self, scheduler: Any) -> None:
         self.scheduler = scheduler

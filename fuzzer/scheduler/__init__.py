@@ -26,7 +26,7 @@ from fuzzer.scheduler.base import (
     save_state,
 )
 from fuzzer.scheduler.baselines import PowerScheduler, RandomScheduler, mutate
-from fuzzer.scheduler.qlearning import QConfig, QLearningScheduler
+from fuzzer.scheduler.qlearning import CAMPAIGN_DEFAULTS, QConfig, QLearningScheduler
 
 __all__ = [
     "ENV_ID",
@@ -67,7 +67,7 @@ def make_scheduler(
     field names) for ``qlearning`` and ``stack``/``max_queue`` for ``power``."""
     config = dict(config or {})
     if name == "qlearning":
-        config.setdefault("step_duration", step_duration)
+        config = {**CAMPAIGN_DEFAULTS, "step_duration": step_duration, **config}
         return QLearningScheduler(actions, QConfig.from_dict(config))
     if name == "random":
         return RandomScheduler(actions, step_duration)

@@ -91,10 +91,10 @@ def test_state_dict_round_trip_gives_an_identical_scheduler(seed: int, tmp_path)
 
 def test_load_remaps_columns_by_fault_text() -> None:
     small = ActionSpace.from_dict({"nodes": 3, "allowed": ["kill", "wait"]})
-    q = QLearningScheduler(small, QConfig(q_init=1.0))
+    q = QLearningScheduler(small, QConfig(q_init=1.0, state_bonus=0.0))
     q.observe(11, small.index(small.fault(2)), 5.0, 12, True)
     big = ActionSpace.from_dict({"nodes": 3, "allowed": ["pause", "kill", "wait", "heal"]})
-    q2 = QLearningScheduler(big, QConfig(q_init=1.0))
+    q2 = QLearningScheduler(big, QConfig(q_init=1.0, state_bonus=0.0))
     q2.load_state_dict(loads_state(dumps_state(q.state_dict())))
     row = q2.q_values(11)
     j = big.index(small.fault(2))
