@@ -13,8 +13,10 @@ and applies process faults.
 Each node's stderr is appended to ``workdir/<node>.log`` (bounded, rotated to
 ``.log.1``); it gets ``init`` on every (re)start and must answer ``init_ok``
 within ``init_timeout``. A line a node prints that is not a message (not
-JSON, no src/dest/body, a src that is not the node) is logged and counted in
-``malformed``; it never stops the mediator. Process faults: kill, stop,
+JSON, no src/dest/body, a src that is not the node) is counted in
+``malformed`` and logged, rate-limited per node (the first few in full, then
+a periodic "N more malformed lines from nX suppressed" summary, the rest at
+close; ``malformed_suppressed`` counts them); it never stops the mediator. Process faults: kill, stop,
 pause, resume, start, restart (restart re-sends ``init``).
 
 Structure: one TaskGroup owns a writer task per endpoint (an
@@ -45,6 +47,7 @@ from fuzzer.network.stdio_router import (
     Endpoint,
     RouteStats,
     StdioRouter,
+    WarningLimiter,
     log,
 )
 
@@ -115,6 +118,7 @@ class StdioMediator(StdioRouter):
         self.malformed_lines: dict[str, deque] = {
             name: deque(maxlen=_KEEP_MALFORMED) for name in nodes
         }
+        self.malformed_log = WarningLimiter("malformed lines from {source}")
         self.exits: list[NodeExit] = []
 
     # -- lifecycle ------------------------------------------------------------
@@ -172,6 +176,7 @@ class StdioMediator(StdioRouter):
                     ep.proc.stdin.close()
                 ep.proc = None
         finally:
+            self._flush_warnings()
             await self._procs.close()
 
     async def __aenter__(self) -> StdioMediator:
@@ -267,7 +272,22 @@ class StdioMediator(StdioRouter):
         self.malformed[node] = self.malformed.get(node, 0) + 1
         text = line[:200].decode("utf-8", "replace")
         self.malformed_lines.setdefault(node, deque(maxlen=_KEEP_MALFORMED)).append((text, why))
-        log.warning("node %s printed a malformed line (%s): %s", node, why, text)
+        full, summary = self.malformed_log.hit(node)
+        if full:
+            log.warning("node %s printed a malformed line (%s): %s%s", node, why, text,
+                        self.malformed_log.note(node))
+        if summary:
+            log.warning("%s", summary)
+
+    @property
+    def malformed_suppressed(self) -> dict[str, int]:
+        """Malformed lines per node that were counted but not logged in full."""
+        return dict(self.malformed_log.suppressed)
+
+    def _flush_warnings(self) -> None:
+        for limiter in (self.malformed_log, self.unroutable_log):
+            for line in limiter.flush():
+                log.warning("%s", line)
 
     # -- process faults -------------------------------------------------------------
 

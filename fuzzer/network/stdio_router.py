@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,6 +57,59 @@ class RouteStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+class WarningLimiter:
+    """Rate-limits one kind of warning per source (a node, a link).
+
+    Why: a node printing garbage in a loop, or sending to a name that does
+    not exist, would otherwise write one log line per message and flood the
+    fuzzer's log (and its disk) at the node's pace. The first ``first``
+    occurrences per source are logged in full; after that they are only
+    counted, and at most one summary line per source per ``interval``
+    seconds says how many were suppressed (:meth:`flush` gives the rest at
+    close). Pure: the caller logs, ``clock`` is injectable.
+    """
+
+    def __init__(self, what: str, *, first: int = 5, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.what = what  # e.g. "malformed lines from {source}"
+        self.first = first
+        self.interval = interval
+        self.clock = clock
+        self.counts: dict[str, int] = {}  # every occurrence, per source
+        self.suppressed: dict[str, int] = {}  # not logged in full, per source
+        self._pending: dict[str, int] = {}  # suppressed since the last summary
+        self._last: dict[str, float] = {}  # when the last line about the source was logged
+
+    def hit(self, source: str) -> tuple[bool, str | None]:
+        """Count one occurrence: (log it in full?, a summary line to log now or None)."""
+        n = self.counts[source] = self.counts.get(source, 0) + 1
+        now = self.clock()
+        if n <= self.first:
+            self._last[source] = now
+            return True, None
+        self.suppressed[source] = self.suppressed.get(source, 0) + 1
+        self._pending[source] = self._pending.get(source, 0) + 1
+        if now - self._last.get(source, now) >= self.interval:
+            self._last[source] = now
+            return False, self._summary(source)
+        return False, None
+
+    def _summary(self, source: str) -> str:
+        n = self._pending.pop(source, 0)
+        return (f"{n} more {self.what.format(source=source)} suppressed "
+                f"({self.counts.get(source, 0)} in all)")
+
+    def note(self, source: str) -> str:
+        """Text to append to the last full line of a source (says what happens next)."""
+        if self.counts.get(source) == self.first:
+            return f" (further ones are counted, summarised every {self.interval:g}s)"
+        return ""
+
+    def flush(self) -> list[str]:
+        """Summaries of every source with suppressed occurrences not yet reported."""
+        return [self._summary(src) for src in sorted(self._pending) if self._pending[src]]
 
 
 class Endpoint:
@@ -119,6 +173,7 @@ class StdioRouter:
             self._ep[name] = Endpoint(name, "service")
         self.stats: dict[tuple[str, str], RouteStats] = {}
         self.unroutable = 0
+        self.unroutable_log = WarningLimiter("messages from {source} to unknown destinations")
         self.unexpected_replies = 0
         self.internal_errors = 0  # bugs caught at the edge so routing goes on (should stay 0)
         self._pending: dict[tuple[str, Any], asyncio.Future] = {}
@@ -188,7 +243,12 @@ class StdioRouter:
                 ep = self._endpoint(dest, "client")
             else:
                 self.unroutable += 1
-                log.warning("message from %s to unknown destination %r dropped", src, dest)
+                full, summary = self.unroutable_log.hit(src)
+                if full:
+                    log.warning("message from %s to unknown destination %r dropped%s", src,
+                                dest[:80], self.unroutable_log.note(src))
+                if summary:
+                    log.warning("%s", summary)
                 return
         st = self._link_stats(src, dest)
         st.messages += 1
