@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-run a finding's bundle N times: reproduction rate, HB similarity",
         description="Re-run BUNDLE N times with its recorded choices fed back by key; report "
         "how many runs gave the same finding signature and how close each run's HB coverage "
-        "was to the original (Jaccard). The rate is stored back in the bundle.",
+        "was to the original (Jaccard). The rate is stored back in the bundle. The commands "
+        "and code that run come from the local target (targets/NAME/target.toml or --target); "
+        "a bundle whose own differ is refused (exit 2) unless --trust.",
         epilog="exit codes:\n  0  the finding did not reproduce\n  1  it reproduced in at "
         "least one run\n  2  usage or input error\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -200,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order-timeout", type=float, default=None, metavar="SECONDS",
                    help="how long a message may be held for its recorded predecessors "
                    "before enforcement gives up (default 0.2)")
+    p.add_argument("--target", metavar="PATH",
+                   help="the local target.toml (or its directory) whose commands and code run "
+                   "(default: targets/NAME/target.toml of this checkout, NAME from the bundle)")
+    p.add_argument("--trust", action="store_true",
+                   help="run the bundle's own commands and code (cluster.command, target.setup, "
+                   "env, module:attr...) instead of refusing when they differ from the local "
+                   "target's: only for bundles you trust")
     p.set_defaults(handler=_replay)
 
     p = sub.add_parser(
@@ -209,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(shorter, smaller partitions, pause instead of kill, one link instead of a "
         "partition), then the workload (fewer clients, keys, ops). A candidate still fails if "
         "the same signature reproduces in at least one of K runs, K adapted to the measured "
-        "reproduction rate. Writes the minimal bundle next to the original (never over it).",
+        "reproduction rate. Writes the minimal bundle next to the original (never over it). "
+        "Runs the local target's commands and code, as replay does (--target, --trust).",
         epilog="exit codes:\n  0  minimal bundle written\n  2  usage or input error\n"
         "  3  the finding did not reproduce; nothing written\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -227,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs of the minimal bundle for its rate (default 5)")
     p.add_argument("--max-tries", type=int, metavar="N", help="at most N candidates")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--target", metavar="PATH",
+                   help="the local target.toml (or its directory) whose commands and code run "
+                   "(default: targets/NAME/target.toml of this checkout, NAME from the bundle)")
+    p.add_argument("--trust", action="store_true",
+                   help="run the bundle's own commands and code (cluster.command, target.setup, "
+                   "env, module:attr...) instead of refusing when they differ from the local "
+                   "target's: only for bundles you trust")
     p.set_defaults(handler=_minimize)
 
     return parser

@@ -83,7 +83,9 @@ def to_plain(x: Any) -> Any:
 class Bundle:
     """A finding and everything needed to reproduce it (see module docstring).
 
-    ``config`` is ``TargetConfig.to_dict()`` (data, never code); ``schedule``
+    ``config`` is ``TargetConfig.to_dict()`` (data, never code: ``hbfuzz replay``
+    takes its commands and ``module:attr`` references from the local target
+    unless ``--trust``, fuzzer/repro/trust.py); ``schedule``
     the schedule's text form; ``choices`` the recorded choices
     (``RecordedChoices.to_msgpack()`` bytes; since the delivery-order replay
     they may hold the original run's message delivery order under

@@ -241,9 +241,30 @@ class Plan:
         """A hashable identity (for the cache of tested candidates)."""
         return (tuple((p.origin, p.step, p.intact) for p in self.steps), self.overrides)
 
+    def aligned(self) -> int:
+        """How many leading steps still start when they did in the recorded run.
+
+        Recorded fates are keyed by per-link sequence numbers, so they mean "the
+        k-th message on this link" and only line up with the fault that caused
+        them while everything before that fault is as recorded: once a step is
+        removed or changed, every later step starts at a different moment and
+        its fates would hit other messages (measured on a pysyncobj bundle with
+        the bug step moved earlier: 0/4 reproductions with the shifted fates fed
+        back, 4/4 without)."""
+        for pos, p in enumerate(self.steps):
+            if p.origin != pos:
+                return pos
+            if not p.intact:
+                return pos + 1  # changed in place: later steps may start at other times
+        return len(self.steps)
+
     def candidate(self) -> Candidate:
+        """The candidate to run: its steps, and the recorded fates of the intact steps
+        that are still aligned (the rest are drawn by the model under the
+        candidate's own rules)."""
+        n = self.aligned()
         keep: set[ChoiceKey] = set()
-        for p in self.steps:
+        for p in self.steps[:n]:
             if p.intact:
                 keep |= p.keys
         drop = self.owned - keep

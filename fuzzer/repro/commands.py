@@ -34,8 +34,25 @@ def _scratch(bundle_path: Path, what: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"hbfuzz-{what}-{bundle_path.stem[:20]}-"))
 
 
+def _resolve(bundle: Any, path: Path, args: Any) -> Any:
+    """The config to run (fuzzer/repro/trust.py): the bundle's data with the local
+    target's commands and code, or with ``--trust`` the bundle's own (warned)."""
+    from fuzzer.repro.trust import resolve_config
+
+    trust = bool(getattr(args, "trust", False))
+    res = resolve_config(bundle.config, str(path), target=getattr(args, "target", None),
+                         trust=trust)
+    if res.trusted:
+        what = (f"differs from {res.local} in {', '.join(res.differing)}" if res.differing
+                else f"matches {res.local}" if res.local else "no local target compared")
+        _err(f"hbfuzz: warning: --trust: running the commands and code of {path}'s own "
+             f"config ({what})")
+    return res
+
+
 def replay_command(args: Any) -> int:
-    """``hbfuzz replay BUNDLE [--times N] [--json] [--no-order] [--order-timeout S]``."""
+    """``hbfuzz replay BUNDLE [--times N] [--json] [--no-order] [--order-timeout S]
+    [--target PATH] [--trust]``."""
     from fuzzer.network.ordering import DEFAULT_TIMEOUT
     from fuzzer.repro.bundle import load_bundle, save_bundle
     from fuzzer.repro.replay import replay_bundle
@@ -44,6 +61,7 @@ def replay_command(args: Any) -> int:
     bundle = load_bundle(path)
     if args.times < 1:
         raise UsageError(f"--times must be >= 1, not {args.times}")
+    resolved = _resolve(bundle, path, args)
     quiet = args.json
     order = getattr(args, "order", True)
     order_timeout = getattr(args, "order_timeout", None)
@@ -65,7 +83,8 @@ def replay_command(args: Any) -> int:
     work = _scratch(path, "replay")
     try:
         report = asyncio.run(replay_bundle(bundle, str(path), args.times, work, on_run=on_run,
-                                           order=order, order_timeout=order_timeout))
+                                           order=order, order_timeout=order_timeout,
+                                           config=resolved.config))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     save_bundle(path, bundle.with_replay(**report.facts()))
@@ -78,13 +97,15 @@ def replay_command(args: Any) -> int:
 
 
 def minimize_command(args: Any) -> int:
-    """``hbfuzz minimize BUNDLE [-o OUT] [--budget 30m] [--times K]``."""
+    """``hbfuzz minimize BUNDLE [-o OUT] [--budget 30m] [--times K] [--target PATH]
+    [--trust]``."""
     from fuzzer.campaign.commands import parse_budget
     from fuzzer.repro.bundle import load_bundle, save_bundle
     from fuzzer.repro.ddmin import Budget
     from fuzzer.repro.minimize import MinimizeOptions, MinimizeProgress, minimize
     from fuzzer.repro.replay import (
         BundleRunner,
+        config_nodes,
         minimal_bundle,
         minimal_path,
         plan_from_bundle,
@@ -103,10 +124,12 @@ def minimize_command(args: Any) -> int:
                          ) from None
     if args.times is not None and args.times < 1:
         raise UsageError(f"--times must be >= 1, not {args.times}")
+    resolved = _resolve(bundle, path, args)
     rate = bundle.replay.get("rate")
     rate = float(rate) if isinstance(rate, int | float) and 0 < rate <= 1 else None
-    plan = plan_from_bundle(bundle, str(path))
-    nodes = len(bundle.config_obj(str(path)).nodes)
+    names = config_nodes(resolved.config, str(path))
+    plan = plan_from_bundle(bundle, str(path), nodes=names)
+    nodes = len(names)
     options = MinimizeOptions(
         rate=rate, measure_runs=args.measure, times=args.times, verify_runs=args.verify,
         n_nodes=nodes, workload=workload_values(bundle),
@@ -123,7 +146,7 @@ def minimize_command(args: Any) -> int:
     work = _scratch(path, "minimize")
 
     async def go() -> Any:
-        async with BundleRunner(bundle, str(path), work) as runner:
+        async with BundleRunner(bundle, str(path), work, config=resolved.config) as runner:
             return await minimize(plan, runner, bundle.signature, options, budget=budget,
                                   progress=progress)
 

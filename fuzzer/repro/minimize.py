@@ -17,14 +17,24 @@ stops at the first reproduction, so a stable bug costs one run per
 candidate. Running is someone else's job: a :class:`Reproducer` (the real
 one runs executions, :mod:`fuzzer.repro.replay`; unit tests use a pure
 model of a bug). The driver itself is pure given the reproducer's answers.
+
+Why the minimal candidate comes with :class:`Evidence`: a minimal bundle is
+read with ``hbfuzz show``, and the original run's trace describes steps that
+are gone. So the verifying runs of the exact final candidate keep their
+event trace, client history, verdicts and recorded choices when the
+reproducer can (:class:`EvidenceReproducer`); the first of them that
+reproduced the finding is the minimal bundle's picture and its replay
+(:meth:`Evidence.into`). When none did (no
+verifying runs, or all of them missed a flaky finding), the candidate is run
+again, at most ``evidence_runs`` times, until one reproduces.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
 
 from fuzzer.errors import UsageError
 from fuzzer.repro.candidate import Candidate, Plan, PlanStep
@@ -37,6 +47,8 @@ from fuzzer.repro.simplify import (
 )
 
 __all__ = [
+    "Evidence",
+    "EvidenceReproducer",
     "Reproducer",
     "StabilityTest",
     "MinimizeOptions",
@@ -53,6 +65,78 @@ class Reproducer(Protocol):
     (the target's if it was among the run's findings) or None."""
 
     async def reproduce(self, candidate: Candidate, times: int) -> list[Signature | None]: ...
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one run that reproduced a finding leaves to look at (module docstring):
+    its event ``trace`` (events in their positional wire form), client
+    ``history`` (``[process, type, f, value, key, time]`` rows), ``verdicts``
+    (``Verdict.to_dict()`` dicts, the finding's first) and ``choices`` (its
+    ``RecordedChoices.to_msgpack()``), in the forms a bundle stores them.
+
+    Why the choices too: they are the decisions of the very run the trace
+    shows (the fates fed back plus the ones drawn afresh, and its message
+    delivery order), so replaying the minimal bundle re-runs the run its
+    report draws, with delivery order enforced like any campaign bundle."""
+
+    trace: tuple[Any, ...] = ()
+    history: tuple[Any, ...] = ()
+    verdicts: tuple[Mapping[str, Any], ...] = ()
+    choices: bytes = b""
+
+    @classmethod
+    def of_result(cls, result: Any, target: Signature) -> Evidence:
+        """From an :class:`~fuzzer.execution.result.ExecutionResult` (or anything with its
+        ``trace``, ``history``, ``findings`` and ``verdicts``): the verdicts of the
+        findings keyed ``target`` first, then the run's other violated verdicts (as a
+        campaign's bundle lists them)."""
+        from fuzzer.repro.bundle import bundle_fields, to_plain
+
+        findings = tuple(getattr(result, "findings", ()) or ())
+        mine = [f.verdict for f in findings if getattr(f, "key", None) == target]
+        others = [v for v in getattr(result, "verdicts", ()) or ()
+                  if v not in mine and getattr(v, "violated", False)]
+        history = getattr(result, "history", None)
+        ops = getattr(history, "ops", history) or ()
+        rows = tuple(
+            [op.process, op.type, op.f, to_plain(op.value), to_plain(op.key), op.time]
+            if hasattr(op, "process") else to_plain(op)
+            for op in ops
+        )
+        choices = getattr(result, "choices", None)
+        blob = choices.to_msgpack() if hasattr(choices, "to_msgpack") else bytes(choices or b"")
+        return cls(tuple(to_plain(list(getattr(result, "trace", ()) or ()))), rows,
+                   bundle_fields(mine) + bundle_fields(others), blob)
+
+    @property
+    def events(self) -> int:
+        return len(self.trace)
+
+    @property
+    def ops(self) -> int:
+        return len(self.history)
+
+    def into(self, bundle: Any) -> Any:
+        """``bundle`` (a :class:`~fuzzer.repro.bundle.Bundle`) with this run's trace,
+        history, verdicts and choices (its own verdicts and choices kept where this
+        has none)."""
+        return replace(bundle, trace=tuple(self.trace), history=tuple(self.history),
+                       verdicts=tuple(self.verdicts) or bundle.verdicts,
+                       choices=self.choices or bundle.choices)
+
+
+@runtime_checkable
+class EvidenceReproducer(Protocol):
+    """A :class:`Reproducer` that can also keep what its runs left: per run, the
+    signature (as ``reproduce`` gives it) and, when that run reproduced the
+    target, its :class:`Evidence` (else None)."""
+
+    async def reproduce(self, candidate: Candidate, times: int) -> list[Signature | None]: ...
+
+    async def reproduce_evidence(
+        self, candidate: Candidate, times: int
+    ) -> list[tuple[Signature | None, Evidence | None]]: ...
 
 
 class StabilityTest:
@@ -120,6 +204,8 @@ class MinimizeOptions:
     ``verify_runs``: runs of the minimal candidate for its reproduction rate.
     ``n_nodes``: cluster size (enables simplifications that need it).
     ``workload``: current ``workload.clients/keys/rate`` values (phase 3).
+    ``evidence_runs``: extra runs of the minimal candidate, at most, to get its
+    :class:`Evidence` when no verifying run kept it (0: never run extra).
     """
 
     rate: float | None = None
@@ -129,6 +215,7 @@ class MinimizeOptions:
     k_max: int = 10
     batch: int = 1
     verify_runs: int = 5
+    evidence_runs: int = 3
     floor: float = DURATION_FLOOR
     n_nodes: int | None = None
     workload: Mapping[str, float] = field(default_factory=dict)
@@ -171,6 +258,7 @@ class MinimizeResult:
     seconds: float
     complete: bool
     notes: tuple[str, ...] = ()
+    evidence: Evidence | None = None
 
     def summary(self) -> list[str]:
         o, m = self.original, self.minimal
@@ -184,6 +272,9 @@ class MinimizeResult:
         ]
         if m.overrides:
             lines.append("workload: " + " ".join(m.overrides))
+        ev = self.evidence
+        if ev is not None:
+            lines.append(f"trace of the minimal run: {ev.events} events, {ev.ops} client ops")
         return lines + list(self.notes)
 
     def to_dict(self) -> dict[str, object]:
@@ -202,6 +293,8 @@ class MinimizeResult:
             "overrides": list(self.minimal.overrides),
             "schedule": self.minimal.schedule.to_text(),
             "notes": list(self.notes),
+            "evidence": None if self.evidence is None else {
+                "events": self.evidence.events, "ops": self.evidence.ops},
         }
 
 
@@ -359,13 +452,45 @@ async def minimize(
     minimal = drv.plan.candidate()
     final_rate: float | None = None
     runs = runs0 + test.runs
+    evidence: Evidence | None = None
+    keeps = isinstance(reproducer, EvidenceReproducer)
     if options.verify_runs > 0:
-        got = await reproducer.reproduce(minimal, options.verify_runs)
+        if keeps:
+            pairs = await reproducer.reproduce_evidence(minimal, options.verify_runs)
+            got = [sig for sig, _ in pairs]
+            evidence = _first_evidence(pairs, target)
+        else:
+            got = await reproducer.reproduce(minimal, options.verify_runs)
         runs += len(got)
         final_rate = sum(1 for s in got if s == target) / max(1, len(got))
+    if keeps and evidence is None:
+        evidence, extra = await _evidence_runs(reproducer, minimal, target,
+                                               options.evidence_runs)
+        runs += extra
+        if evidence is None:
+            notes.append(f"no run of the minimal candidate reproduced the finding with its "
+                         f"trace kept ({extra} extra run(s)): the minimal bundle has no trace")
     drv.report("done", minimal.size, 0)
     return MinimizeResult(
         original, minimal, True, rate, final_rate, drv.tried, runs, budget.elapsed,
-        drv.complete, tuple(notes),
+        drv.complete, tuple(notes), evidence,
     )
 
+
+def _first_evidence(pairs: list[tuple[Signature | None, Evidence | None]],
+                    target: Signature) -> Evidence | None:
+    return next((ev for sig, ev in pairs if sig == target and ev is not None), None)
+
+
+async def _evidence_runs(reproducer: EvidenceReproducer, candidate: Candidate,
+                         target: Signature, most: int) -> tuple[Evidence | None, int]:
+    """Run ``candidate`` one run at a time, at most ``most`` runs, until one reproduces
+    ``target`` with its evidence; that evidence (or None) and the runs spent."""
+    for n in range(1, max(0, most) + 1):
+        pairs = await reproducer.reproduce_evidence(candidate, 1)
+        if len(pairs) != 1:
+            raise UsageError(f"the reproducer returned {len(pairs)} results for 1 run")
+        ev = _first_evidence(pairs, target)
+        if ev is not None:
+            return ev, n
+    return None, max(0, most)

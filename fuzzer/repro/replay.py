@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fuzzer.errors import InputError, UsageError
+from fuzzer.errors import UsageError
 from fuzzer.network.ordering import DEFAULT_TIMEOUT, DeliveryOrder, OrderKey, OrderStats
 from fuzzer.repro.bundle import Bundle
 from fuzzer.repro.candidate import Candidate, Plan
@@ -58,6 +58,7 @@ __all__ = [
     "minimal_bundle",
     "minimal_path",
     "workload_values",
+    "config_nodes",
     "choose_k",
 ]
 
@@ -84,22 +85,12 @@ def jaccard(a: Iterable[int], b: Iterable[int]) -> float:
 
 
 def trace_events(trace: Iterable[Any], path: str = "<bundle>") -> list[Any]:
-    """Bundle trace rows (``[node, seq, lamport, wall_ns, mono_ns, kind, [fields]]``) as Events."""
-    from instrumentation.protocol import Event
+    """Bundle trace rows (``[node, seq, lamport, wall_ns, mono_ns, kind, [fields]]``, or
+    tables) as Events: :func:`fuzzer.execution.trace.events_from_rows`, the one parser
+    of trace rows (campaign trace files use it too)."""
+    from fuzzer.execution.trace import events_from_rows
 
-    out = []
-    for i, row in enumerate(trace):
-        try:
-            if isinstance(row, Mapping):
-                node, seq, lam = row["node"], row["seq"], row["lamport"]
-                wall, mono, kind, fields = row["wall_ns"], row["mono_ns"], row["kind"], row["fields"]
-            else:
-                node, seq, lam, wall, mono, kind, fields = row
-            out.append(Event(str(node), int(seq), int(lam), int(wall), int(mono), int(kind),
-                             tuple(fields)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"bad event ({exc})", path=path, where=f"trace[{i}]") from None
-    return out
+    return events_from_rows(trace, path, where="trace[{}]")
 
 
 def coverage_cells(events: Iterable[Any]) -> frozenset[int]:
@@ -241,6 +232,14 @@ def _nodes_of(bundle: Bundle, path: str) -> tuple[str, ...]:
     return tuple(bundle.config_obj(path).nodes)
 
 
+def config_nodes(config: Mapping[str, Any], path: str = "<bundle>") -> tuple[str, ...]:
+    """The node names of a config dict to run, validated without loading any code."""
+    from fuzzer.config import config_from_dict
+
+    return tuple(config_from_dict(_drop_none(config), f"{path}: config", Path("."),
+                                  load_module=False).nodes)
+
+
 def workload_values(bundle: Bundle) -> dict[str, float]:
     """The bundle's ``workload.clients/keys/rate`` (what phase 3 shrinks)."""
     w = bundle.workload or bundle.config.get("workload", {})
@@ -289,7 +288,10 @@ def minimal_bundle(bundle: Bundle, result: MinimizeResult) -> Bundle:
     """A copy of ``bundle`` whose schedule, choices and workload are the minimal
     candidate's (workload overrides applied to the config snapshot and the
     ``workload`` table); the original's trace and history are dropped (they
-    describe the original run); the minimisation summary goes under ``replay``."""
+    describe the original run) and replaced by those of a run of the minimal
+    candidate that reproduced the finding, when the minimiser kept one
+    (``result.evidence``, :class:`~fuzzer.repro.minimize.Evidence`); the
+    minimisation summary goes under ``replay``."""
     from fuzzer.execution.result import RecordedChoices
 
     m = result.minimal
@@ -302,7 +304,7 @@ def minimal_bundle(bundle: Bundle, result: MinimizeResult) -> Bundle:
         config.setdefault(section, {})[name] = _override_value(text)
         if section == "workload":
             workload[name] = _override_value(text)
-    return replace(
+    out = replace(
         bundle,
         config=config,
         schedule=m.schedule.to_text(),
@@ -318,6 +320,8 @@ def minimal_bundle(bundle: Bundle, result: MinimizeResult) -> Bundle:
             "minimize": result.to_dict(),
         },
     )
+    evidence = getattr(result, "evidence", None)
+    return evidence.into(out) if evidence is not None else out
 
 
 # --------------------------------------------------------------------------- the runner (I/O)
@@ -339,13 +343,20 @@ class BundleRunner:
     interleavings being reproduced. One :class:`TrackerServer` serves every
     run; each run gets a fresh :class:`HBCoverage` and its own directory.
     Implements the :class:`~fuzzer.repro.minimize.Reproducer` protocol.
+
+    ``config``: the config dict to run, normally
+    :func:`fuzzer.repro.trust.resolve_config`'s (the bundle's data with the
+    local target's commands and code); None runs the bundle's own snapshot,
+    commands included: only for bundles you trust (``--trust``).
     """
 
     def __init__(self, bundle: Bundle, path: str, workdir: Path, *,
                  on_run: Callable[[int, RunOutcome], None] | None = None,
                  order: Sequence[OrderKey] | None = None,
-                 order_timeout: float = DEFAULT_TIMEOUT) -> None:
+                 order_timeout: float = DEFAULT_TIMEOUT,
+                 config: Mapping[str, Any] | None = None) -> None:
         self.bundle = bundle
+        self.config_data = dict(config) if config is not None else bundle.config
         self.order = tuple(order) if order else None  # recorded delivery order to enforce
         self.order_timeout = order_timeout
         self.path = path
@@ -356,19 +367,20 @@ class BundleRunner:
         self._server: Any = None
 
     def config(self, overrides: Sequence[str] = ()) -> Any:
-        """The bundle's config snapshot, validated, target module loaded, ``overrides`` applied."""
+        """The config to run (``config_data``), validated, target module loaded,
+        ``overrides`` applied."""
         key = tuple(overrides)
         cfg = self._configs.get(key)
         if cfg is None:
             from fuzzer.config import config_from_dict
 
-            target = self.bundle.config.get("target", {})
+            target = self.config_data.get("target", {})
             tdir = Path(str(target.get("dir") or "."))
             if not tdir.is_dir():
                 raise UsageError(
                     f"{self.path}: the bundle's target directory {tdir} does not exist here; "
                     "install the target (scripts/setup) or run from its checkout")
-            data = _drop_none(self.bundle.config)  # as TOML has no null (campaign.toml)
+            data = _drop_none(self.config_data)  # as TOML has no null (campaign.toml)
             cfg = config_from_dict(data, f"{self.path}: config", tdir, list(key))
             self._configs[key] = cfg
         return cfg
@@ -392,6 +404,11 @@ class BundleRunner:
 
     async def run(self, candidate: Candidate) -> RunOutcome:
         """One execution of ``candidate`` with its choices fed back by key."""
+        return (await self._execute(candidate, keep_trace=False))[0]
+
+    async def _execute(self, candidate: Candidate, *, keep_trace: bool
+                       ) -> tuple[RunOutcome, Any]:
+        """One execution: its outcome and its ``ExecutionResult`` (trace kept if asked)."""
         import numpy as np
 
         from fuzzer.execution import Execution, RecordedChoices
@@ -408,7 +425,7 @@ class BundleRunner:
         delivery = (DeliveryOrder(self.order, self.order_timeout) if self.order is not None
                     else None)
         ex = Execution(cfg, workdir, candidate.seed, tracker=self._server, coverage=cov,
-                       choices=choices, keep_trace=False, order=delivery)
+                       choices=choices, keep_trace=keep_trace, order=delivery)
         result = await ex.run(candidate.schedule)
         cells = frozenset(int(i) for i in np.flatnonzero(cov.seen_map()))
         out = RunOutcome(tuple(f.key for f in result.findings), cells, time.monotonic() - t,
@@ -416,7 +433,7 @@ class BundleRunner:
                          delivery.stats() if delivery is not None else None)
         if self.on_run is not None:
             self.on_run(self.count, out)
-        return out
+        return out, result
 
     async def run_many(self, candidate: Candidate, times: int) -> list[RunOutcome]:
         return [await self.run(candidate) for _ in range(times)]
@@ -426,21 +443,38 @@ class BundleRunner:
         outs = await self.run_many(candidate, times)
         return [o.signature_for(self.bundle.signature) for o in outs]
 
+    async def reproduce_evidence(self, candidate: Candidate, times: int
+                                 ) -> list[tuple[str | None, Any]]:
+        """The EvidenceReproducer protocol (fuzzer/repro/minimize.py): per run, the
+        signature as :meth:`reproduce` gives it and, when the run reproduced the
+        bundle's finding, its :class:`~fuzzer.repro.minimize.Evidence` (trace kept)."""
+        from fuzzer.repro.minimize import Evidence
+
+        target = self.bundle.signature
+        pairs: list[tuple[str | None, Any]] = []
+        for _ in range(times):
+            out, result = await self._execute(candidate, keep_trace=True)
+            sig = out.signature_for(target)
+            pairs.append((sig, Evidence.of_result(result, target) if sig == target else None))
+        return pairs
+
 
 async def replay_bundle(bundle: Bundle, path: str, times: int, workdir: Path, *,
                         on_run: Callable[[int, RunOutcome], None] | None = None,
                         order: bool = True, order_timeout: float = DEFAULT_TIMEOUT,
-                        ) -> ReplayReport:
+                        config: Mapping[str, Any] | None = None) -> ReplayReport:
     """Run ``bundle`` ``times`` times as recorded; the report (not yet stored).
     ``order``: enforce the bundle's recorded delivery order (if it has one),
-    a held message waiting at most ``order_timeout`` seconds."""
+    a held message waiting at most ``order_timeout`` seconds. ``config``: the
+    config dict to run (:class:`BundleRunner`; None: the bundle's own)."""
     if times < 1:
         raise UsageError(f"--times must be >= 1, not {times}")
     t = time.monotonic()
-    plan = plan_from_bundle(bundle, path)
+    plan = plan_from_bundle(bundle, path,
+                            nodes=config_nodes(config, path) if config is not None else None)
     original = coverage_cells(trace_events(bundle.trace, path)) if bundle.trace else None
     recorded = bundle.choices_obj(path).order if order else ()
     async with BundleRunner(bundle, path, workdir, on_run=on_run, order=recorded or None,
-                            order_timeout=order_timeout) as runner:
+                            order_timeout=order_timeout, config=config) as runner:
         outcomes = await runner.run_many(plan.candidate(), times)
     return replay_report(bundle.signature, outcomes, original, time.monotonic() - t)

@@ -2,7 +2,10 @@
 primary-backup example (pb_kv: killing the primary loses acknowledged writes):
 a bundle from a real execution of a padded schedule is replayed (rate stored
 back in it) and minimised to fewer steps while still failing, next to the
-original, which is left untouched. Real node processes, real gRPC tracker."""
+original, which is left untouched; the minimal bundle carries the trace,
+history and verdict of a run of exactly its schedule that reproduced the
+finding, so ``hbfuzz show`` draws it with the violation highlighted. Real node
+processes, real gRPC tracker."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+from repro_helpers import assert_kept_evidence, assert_shows_the_violation
 
 from fuzzer import cli
 from fuzzer.config import load_config
@@ -78,3 +82,12 @@ def test_replay_then_minimize_a_real_finding(tmp_path, seed, capsys):
     assert res["rate"] is not None and res["rate"] > 0  # the minimal bundle still fails
     assert minimal.replay["minimize"]["minimal_steps"] == len(steps)
     assert path.read_bytes() == after_replay  # the original is never written over
+
+    # the minimal bundle shows a run of ITS schedule (not the original's events): the
+    # trace, history and verdict of a verifying run that reproduced the finding
+    assert_kept_evidence(res)
+    assert len(minimal.trace) == res["evidence"]["events"] and minimal.trace != original.trace
+    assert minimal.verdicts[0]["status"] == "violated"
+    d = assert_shows_the_violation(written, tmp_path / "minimal.html", original.signature)
+    assert d["counts"]["offending_ops"] >= 1  # the ops that could not be linearised
+    assert "kill n1" in d["page"]
