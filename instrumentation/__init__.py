@@ -19,6 +19,13 @@ slow tracker only costs dropped events (counted, reported in the next batch).
 Thread-safe without a lock on GIL builds (see the note above :func:`send`;
 free-threaded builds take a lock). The wire format is in
 docs/event-protocol.md.
+
+When reporting, events are recorded by the optional C accelerator
+(instrumentation/_fast.c, built by ``pip install -e .`` where a compiler
+exists) if it is importable: ``send``/``recv`` are then rebound to its
+methods and the clock lives in it. Without it (or with
+``HBFUZZ_REPORT_PURE=1``) the pure-Python path below does the same job;
+:func:`accelerated` tells which is in use.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ __all__ = [
     "start_coverage",
     "stop_coverage",
     "exit_event",
+    "accelerated",
 ]
 
 _SEND = protocol.SEND
@@ -71,7 +79,9 @@ _t = 0  # the node's Lamport time (a LamportClock, inlined for speed)
 _seq = 0
 _node = ""
 _execution = ""
-_buf = None  # EventBuffer when reporting, else None (no-op mode)
+_buf = None  # EventBuffer when reporting in pure Python, else None
+_rec = None  # PackedBuffer (C accelerator) when reporting through it, else None
+_packb = None  # msgpack.packb, bound when the accelerator is in use
 _reporter = None
 _hooks = None
 _coverage = None
@@ -95,6 +105,8 @@ def send(dst: str, msg_type: str, msg_id: int) -> int:
     global _t, _seq
     buf = _buf
     if buf is None:
+        if _rec is not None:
+            return _rec.send(dst, msg_type, msg_id)
         t = _t + 1
         _t = t
         return t
@@ -120,9 +132,12 @@ def send(dst: str, msg_type: str, msg_id: int) -> int:
 def recv(src: str, msg_type: str, msg_id: int, stamp: int) -> None:
     """Record receiving message ``msg_id`` from ``src`` that carried Lamport ``stamp``."""
     global _t, _seq
+    buf = _buf
+    if buf is None and _rec is not None:
+        _rec.recv(src, msg_type, msg_id, stamp)
+        return
     if type(stamp) is not int:
         stamp = _as_stamp(stamp)
-    buf = _buf
     if buf is None:
         t = _t
         if stamp > t:
@@ -171,6 +186,11 @@ def _emit(kind: int, *fields) -> int:
     global _t, _seq
     buf = _buf
     if buf is None:
+        rec = _rec
+        if rec is not None:
+            if _edges:
+                _coverage_event()
+            return rec.emit(kind, _pack_fields(fields))
         t = _t + 1
         _t = t
         return t
@@ -191,11 +211,28 @@ def _emit(kind: int, *fields) -> int:
     return t
 
 
+def _pack_fields(fields: tuple) -> bytes:
+    """A local event's fields as one msgpack array, for the accelerator; never raises.
+
+    Odd values become text (as :func:`reporter.sanitize` does on the pure path)."""
+    try:
+        return _packb(fields)
+    except Exception:
+        pass
+    from instrumentation.reporter import sanitize
+
+    try:
+        return _packb([sanitize(f) for f in fields])
+    except Exception:
+        return _packb([None] * len(fields))
+
+
 def _coverage_event() -> None:
     """Turn pending code edges into one COVERAGE event (node thread or reporter thread)."""
     global _t, _seq
     buf = _buf
-    if buf is None:
+    rec = _rec
+    if buf is None and rec is None:
         return
     pop = _edges.popleft
     ids = []
@@ -205,6 +242,9 @@ def _coverage_event() -> None:
     except IndexError:
         pass
     if not ids:
+        return
+    if rec is not None:
+        rec.emit(_COVERAGE, _packb((ids,)))
         return
     m = _mono()
     t = _t + 1  # -- atomic from here to the append --
@@ -252,7 +292,7 @@ def exit_event(reason: str, code: int | None = None) -> int:
     """Record the node's exit (EXIT) once; the launcher and the exit hooks call it."""
     global _exited
     if _exited:
-        return _t
+        return lamport()
     _exited = True
     return _emit(_EXIT, reason, code)
 
@@ -262,12 +302,18 @@ def exit_event(reason: str, code: int | None = None) -> int:
 
 def enabled() -> bool:
     """True when events are being reported to a tracker."""
-    return _buf is not None
+    return _buf is not None or _rec is not None
 
 
 def lamport() -> int:
     """The current Lamport time (no tick)."""
-    return _t
+    rec = _rec
+    return rec.t if rec is not None else _t
+
+
+def accelerated() -> bool:
+    """True when events are recorded by the C accelerator (instrumentation/_fast.c)."""
+    return _rec is not None
 
 
 def flush(timeout: float = 2.0) -> bool:
@@ -286,9 +332,17 @@ def flush(timeout: float = 2.0) -> bool:
 
 def stats() -> dict:
     """Counters for tests and debugging: events buffered/dropped, batches, streams."""
-    out = {"enabled": _buf is not None, "node": _node, "lamport": _t, "seq": _seq}
-    if _buf is not None:
-        out.update(buffered=len(_buf), dropped=_buf.dropped)
+    rec = _rec
+    out = {
+        "enabled": enabled(),
+        "node": _node,
+        "lamport": lamport(),
+        "seq": rec.seq if rec is not None else _seq,
+        "accelerated": rec is not None,
+    }
+    buf = _buf if _buf is not None else rec
+    if buf is not None:
+        out.update(buffered=len(buf), dropped=buf.dropped)
     if _reporter is not None:
         s = _reporter.stats
         out.update(
@@ -323,7 +377,7 @@ def configure(
     lists module prefixes or directories to cover (default
     ``HBFUZZ_COVERAGE_MODULES``; empty: no coverage). Returns :func:`enabled`.
     """
-    global _node, _execution, _buf, _reporter, _hooks, _exited
+    global _node, _execution, _buf, _rec, _reporter, _hooks, _exited, _packb
     from instrumentation.reporter import (
         DEFAULT_BATCH_EVENTS,
         DEFAULT_CAPACITY,
@@ -334,6 +388,7 @@ def configure(
         EventBuffer,
         ExitHooks,
         Reporter,
+        make_packed_buffer,
     )
 
     shutdown(flush_timeout=1.0)
@@ -348,7 +403,18 @@ def configure(
     batch_events = batch_events or _env_number(ENV_BATCH, int) or DEFAULT_BATCH_EVENTS
     capacity = capacity or _env_number(ENV_CAPACITY, int) or DEFAULT_CAPACITY
     interval = interval or (_env_number(ENV_INTERVAL_MS, float) or 0) / 1000 or DEFAULT_INTERVAL
-    buf = EventBuffer(capacity, batch_events)
+    rec = make_packed_buffer(
+        capacity,
+        batch_events,
+        wall_offset=_wall_offset,
+        lamport=_t,
+        seq=_seq,
+        fix_fields=_message_fields,
+        fix_stamp=_as_stamp,
+        edges=_edges,
+        on_edges=_coverage_event,
+    )
+    buf = rec if rec is not None else EventBuffer(capacity, batch_events)
     rep = Reporter(
         tracker,
         _node,
@@ -364,7 +430,15 @@ def configure(
     except Exception:
         return False  # grpc missing or channel refused: stay a no-op
     _reporter = rep
-    _buf = buf
+    if rec is not None:
+        import msgpack
+
+        _packb = msgpack.packb
+        rec.wake = rep.wake.set
+        _rec = rec
+        _bind(rec.send, rec.recv)  # module-level calls go straight to C
+    else:
+        _buf = buf
     if exit_hooks:
         _hooks = ExitHooks(_on_exit)
         _hooks.install()
@@ -395,7 +469,7 @@ def start_coverage(prefixes: str | list[str], on_edge=None):
     items = split_prefixes(prefixes)
     if not items:
         return None
-    reporting = _buf is not None
+    reporting = enabled()
     append = _edges.append
 
     def sink(eid: int) -> None:
@@ -432,6 +506,22 @@ def stop_coverage() -> None:
         cov.stop()
 
 
+def _bind(send_fn, recv_fn) -> None:
+    """Point the module-level ``send``/``recv`` at these (the accelerator's or ours)."""
+    g = globals()
+    g["send"] = send_fn
+    g["recv"] = recv_fn
+
+
+def _unbind_recorder() -> None:
+    """Back to the pure-Python functions, keeping the clock where the recorder left it."""
+    global _rec, _t, _seq
+    rec, _rec = _rec, None
+    _bind(_py_send, _py_recv)
+    if rec is not None:
+        _t, _seq = rec.t, rec.seq
+
+
 def shutdown(flush_timeout: float = 2.0) -> bool:
     """Flush, stop coverage and the reporter, back to no-op mode. Returns True if acked."""
     global _buf, _reporter, _hooks
@@ -447,6 +537,7 @@ def shutdown(flush_timeout: float = 2.0) -> bool:
         except Exception:
             ok = False
     _buf = None
+    _unbind_recorder()
     _reporter = None
     _edges.clear()
     return ok
@@ -489,6 +580,7 @@ def _after_fork_in_child() -> None:
     """A forked child cannot use the parent's gRPC channel: go quiet."""
     global _buf, _reporter, _hooks, _coverage
     _buf = None
+    _unbind_recorder()
     _reporter = None
     _hooks = None
     _edges.clear()
@@ -510,6 +602,9 @@ if not _GIL:
     recv = _locked(recv)
     _emit = _locked(_emit)
 
+
+_py_send = send
+_py_recv = recv
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
