@@ -47,6 +47,17 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+
+def _add_trust_arguments(p: argparse.ArgumentParser) -> None:
+    """--target/--trust of replay and minimize: whose commands and code a bundle runs."""
+    p.add_argument("--target", metavar="PATH",
+                   help="the local target.toml (or its directory) whose commands and code run "
+                   "(default: targets/NAME/target.toml of this checkout, NAME from the bundle)")
+    p.add_argument("--trust", action="store_true",
+                   help="run the bundle's own commands and code (cluster.command, target.setup, "
+                   "env, module:attr...) instead of refusing when they differ from the local "
+                   "target's: only for bundles you trust")
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hbfuzz",
@@ -202,13 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order-timeout", type=float, default=None, metavar="SECONDS",
                    help="how long a message may be held for its recorded predecessors "
                    "before enforcement gives up (default 0.2)")
-    p.add_argument("--target", metavar="PATH",
-                   help="the local target.toml (or its directory) whose commands and code run "
-                   "(default: targets/NAME/target.toml of this checkout, NAME from the bundle)")
-    p.add_argument("--trust", action="store_true",
-                   help="run the bundle's own commands and code (cluster.command, target.setup, "
-                   "env, module:attr...) instead of refusing when they differ from the local "
-                   "target's: only for bundles you trust")
+    _add_trust_arguments(p)
     p.set_defaults(handler=_replay)
 
     p = sub.add_parser(
@@ -237,13 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs of the minimal bundle for its rate (default 5)")
     p.add_argument("--max-tries", type=int, metavar="N", help="at most N candidates")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    p.add_argument("--target", metavar="PATH",
-                   help="the local target.toml (or its directory) whose commands and code run "
-                   "(default: targets/NAME/target.toml of this checkout, NAME from the bundle)")
-    p.add_argument("--trust", action="store_true",
-                   help="run the bundle's own commands and code (cluster.command, target.setup, "
-                   "env, module:attr...) instead of refusing when they differ from the local "
-                   "target's: only for bundles you trust")
+    _add_trust_arguments(p)
     p.set_defaults(handler=_minimize)
 
     return parser
