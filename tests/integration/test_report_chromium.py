@@ -129,9 +129,13 @@ async def _execute(workdir: Path, python: str, seed: int, isolate: int):
 
 
 def real_finding(tmp_path: Path, python: str, rng: random.Random):
-    """A linearizability violation of pb_kv under a partition (four tries at most;
-    measured: 8 of 10 tries find one, so all four miss about once in 600 runs)."""
-    for attempt in range(4):
+    """A linearizability violation of pb_kv under a partition (eight tries at most).
+
+    Whether a try finds one depends mostly on its seed (which ops the workload
+    draws and which backup is cut off): measured 8 of 10 tries, but a fresh-clone
+    CI run once drew four missing seeds in a row (HBFUZZ_TEST_SEED=1509916195), so
+    eight tries: all miss about once in 10^5 runs, each try is ~3 s."""
+    for attempt in range(8):
         seed = rng.getrandbits(32)
         isolate = rng.choice((1, 2))  # a backup: it serves stale reads
         tl, wl = asyncio.run(asyncio.wait_for(
@@ -140,7 +144,7 @@ def real_finding(tmp_path: Path, python: str, rng: random.Random):
         print(f"try {attempt}: seed {seed}, isolated n{isolate + 1}: {verdict.line()}")
         if verdict.violated:
             return tl, wl.history(), verdict, seed, isolate
-    pytest.fail("no linearizability violation in four real runs of pb_kv under a partition")
+    pytest.fail("no linearizability violation in eight real runs of pb_kv under a partition")
 
 
 def test_report_of_a_real_finding_renders_in_chromium(tmp_path, python, rng, procs, chromium,
