@@ -274,7 +274,7 @@ class MinimizeResult:
             lines.append("workload: " + " ".join(m.overrides))
         ev = self.evidence
         if ev is not None:
-            lines.append(f"trace of the minimal run: {ev.events} events, {ev.ops} client ops")
+            lines.append(f"trace of the minimal run: {ev.events} events, {ev.ops} history entries")
         return lines + list(self.notes)
 
     def to_dict(self) -> dict[str, object]:
