@@ -307,8 +307,13 @@ class Heal(Fault):
 
 @dataclass(frozen=True, slots=True)
 class NodeFault(Fault):
-    """Base of the faults aimed at nodes (kill, pause, ...)."""
+    """Base of the faults aimed at nodes (kill, pause, ...).
 
+    ``undone_by``: the node fault that reverses this one on the same node
+    (kill and stop: start; pause: resume), or None when nothing does.
+    """
+
+    undone_by: ClassVar[type[NodeFault] | None] = None
     node: NodeRef = NodeRef(role="random")
 
     def __post_init__(self) -> None:
@@ -316,6 +321,9 @@ class NodeFault(Fault):
 
     def refs(self) -> tuple[NodeRef, ...]:
         return (self.node,)
+
+    def undo(self) -> Fault | None:
+        return None if self.undone_by is None else self.undone_by(self.node)
 
     def to_text(self) -> str:
         return f"{self.verb} {self.node.to_text()}"
@@ -338,9 +346,7 @@ class Kill(NodeFault):
     """SIGKILL the node (crash, no shutdown)."""
 
     verb: ClassVar[str] = "kill"
-
-    def undo(self) -> Fault:
-        return Start(self.node)
+    undone_by: ClassVar[type[NodeFault] | None] = Start
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,9 +354,7 @@ class Stop(NodeFault):
     """Graceful stop: SIGTERM, then SIGKILL after a grace period."""
 
     verb: ClassVar[str] = "stop"
-
-    def undo(self) -> Fault:
-        return Start(self.node)
+    undone_by: ClassVar[type[NodeFault] | None] = Start
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,9 +376,7 @@ class Pause(NodeFault):
     """SIGSTOP the node (a long GC pause)."""
 
     verb: ClassVar[str] = "pause"
-
-    def undo(self) -> Fault:
-        return Resume(self.node)
+    undone_by: ClassVar[type[NodeFault] | None] = Resume
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,30 @@ def _listed(items: Iterable) -> list:
     return sorted(items, key=repr)[:MAX_LISTED]
 
 
+def _final_read_checker(
+    name: str, doc: str, core: Callable[..., Verdict], **fixed: str
+) -> Checker:
+    """A public checker taking the common final-read parameters, bound to one workload.
+
+    Why a factory: broadcast and g-set (and the two counters) are one core each
+    judged for different workloads; their public functions differ only in the
+    fixed arguments they pass, so one signature serves all of them.
+    """
+
+    def check(
+        history: Any,
+        *,
+        nodes: Sequence | None = None,
+        node_of: NodeOf = by_process,
+        healed_at: float | None = None,
+    ) -> Verdict:
+        return core(history, nodes=nodes, node_of=node_of, healed_at=healed_at, **fixed)
+
+    check.__name__ = check.__qualname__ = name
+    check.__doc__ = doc
+    return check
+
+
 # --- echo ---------------------------------------------------------------------------
 
 
@@ -88,6 +112,16 @@ def check_unique_ids(history: Any, *, f: str = "generate") -> Verdict:
             duplicates={repr(k): len(v) for k, v in list(dups.items())[:MAX_LISTED]},
         )
     return ok(oracle, "unique-ids", f"{len(calls)} generated ids are distinct", ids=len(calls))
+
+
+def _no_final_read(oracle: str, workload: str, any_final: bool, details: dict) -> Verdict:
+    """``unknown``: no node, or not every node named in ``nodes``, has a final read."""
+    why = (
+        "no final read"
+        if not any_final
+        else f"no final read on {details['nodes_without_final_read']}"
+    )
+    return unknown(oracle, workload, f"cannot judge: {why}", **details)
 
 
 # --- sets: broadcast and g-set ---------------------------------------------------------
@@ -184,12 +218,7 @@ def _check_set(
             **details,
         )
     if not finals or missing_nodes:
-        why = (
-            "no final read"
-            if not finals
-            else f"no final read on {details['nodes_without_final_read']}"
-        )
-        return unknown(oracle, workload, f"cannot judge: {why}", **details)
+        return _no_final_read(oracle, workload, bool(finals), details)
     return ok(
         oracle,
         workload,
@@ -198,44 +227,25 @@ def _check_set(
     )
 
 
-def check_broadcast(
-    history: Any,
-    *,
-    nodes: Sequence | None = None,
-    node_of: NodeOf = by_process,
-    healed_at: float | None = None,
-) -> Verdict:
-    """Every acknowledged broadcast message is in every node's final read."""
-    return _check_set(
-        history,
-        workload="broadcast",
-        add_f="broadcast",
-        read_f="read",
-        thing="message",
-        nodes=nodes,
-        node_of=node_of,
-        healed_at=healed_at,
-    )
+check_broadcast = _final_read_checker(
+    "check_broadcast",
+    "Every acknowledged broadcast message is in every node's final read.",
+    _check_set,
+    workload="broadcast",
+    add_f="broadcast",
+    read_f="read",
+    thing="message",
+)
 
-
-def check_g_set(
-    history: Any,
-    *,
-    nodes: Sequence | None = None,
-    node_of: NodeOf = by_process,
-    healed_at: float | None = None,
-) -> Verdict:
-    """Every acknowledged add is in every final read; nothing never added is read."""
-    return _check_set(
-        history,
-        workload="g-set",
-        add_f="add",
-        read_f="read",
-        thing="element",
-        nodes=nodes,
-        node_of=node_of,
-        healed_at=healed_at,
-    )
+check_g_set = _final_read_checker(
+    "check_g_set",
+    "Every acknowledged add is in every final read; nothing never added is read.",
+    _check_set,
+    workload="g-set",
+    add_f="add",
+    read_f="read",
+    thing="element",
+)
 
 
 # --- counters -----------------------------------------------------------------------
@@ -316,39 +326,23 @@ def _check_counter(
             **details,
         )
     if not finals or missing_nodes:
-        why = (
-            "no final read"
-            if not finals
-            else f"no final read on {details['nodes_without_final_read']}"
-        )
-        return unknown(oracle, workload, f"cannot judge: {why}", **details)
+        return _no_final_read(oracle, workload, bool(finals), details)
     return ok(oracle, workload, f"{len(finals)} final read(s) within [{lo}, {hi}]", **details)
 
 
-def check_g_counter(
-    history: Any,
-    *,
-    nodes: Sequence | None = None,
-    node_of: NodeOf = by_process,
-    healed_at: float | None = None,
-) -> Verdict:
-    """Final reads in [sum of ok deltas, sum of ok + info deltas]; deltas are >= 0."""
-    return _check_counter(
-        history, workload="g-counter", nodes=nodes, node_of=node_of, healed_at=healed_at
-    )
+check_g_counter = _final_read_checker(
+    "check_g_counter",
+    "Final reads in [sum of ok deltas, sum of ok + info deltas]; deltas are >= 0.",
+    _check_counter,
+    workload="g-counter",
+)
 
-
-def check_pn_counter(
-    history: Any,
-    *,
-    nodes: Sequence | None = None,
-    node_of: NodeOf = by_process,
-    healed_at: float | None = None,
-) -> Verdict:
-    """Final reads in [ok sum + negative info deltas, ok sum + positive info deltas]."""
-    return _check_counter(
-        history, workload="pn-counter", nodes=nodes, node_of=node_of, healed_at=healed_at
-    )
+check_pn_counter = _final_read_checker(
+    "check_pn_counter",
+    "Final reads in [ok sum + negative info deltas, ok sum + positive info deltas].",
+    _check_counter,
+    workload="pn-counter",
+)
 
 
 # --- lin-kv -----------------------------------------------------------------------------

@@ -33,14 +33,13 @@ import socket
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from fuzzer.cluster.ports import PortLease, lease_ports
+from fuzzer.cluster.ports import PortLease
 from fuzzer.errors import NetworkError
-from fuzzer.network.listeners import stop_listeners
+from fuzzer.network.listeners import HOST as HOST  # re-exported (targets/etcd/demux.py)
+from fuzzer.network.listeners import READ_SIZE, LoopbackFront
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
-READ_SIZE = 256 * 1024
 Route = Callable[[str | None, str], tuple[str, int]]
 
 
@@ -97,7 +96,7 @@ def connection_owner(local: tuple[str, int], remote: tuple[str, int],
     return by_pid.get(pid) if pid is not None else None
 
 
-class PeerDemux:
+class PeerDemux(LoopbackFront[str]):
     """Front ports for ``nodes``; each accepted connection spliced onto ``route``.
 
     ``owners()`` returns the current {node: pid} (pids change on restart);
@@ -122,45 +121,12 @@ class PeerDemux:
         self._tg: asyncio.TaskGroup | None = None
         self._closed = False
 
-    async def start(self) -> None:
-        if self._tg is not None:
-            raise NetworkError("PeerDemux.start() called twice")
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        try:
-            self._lease = lease_ports(len(self.nodes))
-            for dst, port in zip(self.nodes, self._lease.ports, strict=True):
-                self._ports[dst] = port
-                try:
-                    server = await asyncio.start_server(
-                        lambda r, w, dst=dst: self._accept(dst, r, w), HOST, port,
-                        limit=READ_SIZE)
-                except OSError as exc:
-                    raise NetworkError(f"cannot bind the front of {dst} on {HOST}:{port}: {exc}"
-                                       ) from None
-                self._servers.append(server)
-        except BaseException:
-            await self.close()
-            raise
+    async def _open(self) -> None:
+        await self._listen_each(self.nodes, self._accept, lambda dst: f"the front of {dst}")
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        tg, lease = self._tg, self._lease
-        self._tg, self._lease = None, None
-        await stop_listeners(self._servers, tg, lease, self._cancel_all)
-
-    def _cancel_all(self) -> None:
+    def _stop_connections(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-
-    async def __aenter__(self) -> PeerDemux:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def front_port(self, dst: str) -> int:
         try:

@@ -222,16 +222,20 @@ def _progress(dd: DDMin, tried: int, cached: int) -> DDProgress:
     return DDProgress(len(dd.current), dd.granularity, dd.pending, tried, cached)
 
 
-def ddmin_sync(
+def _search(
     items: Sequence[Any],
-    test: Callable[[tuple[Any, ...]], bool],
-    *,
-    budget: Budget | None = None,
-    progress: Callable[[DDProgress], None] | None = None,
-    cache: dict[Hashable, bool] | None = None,
-    try_empty: bool = True,
-) -> DDResult:
-    """ddmin with a synchronous ``test(items) -> still fails?`` (see :func:`ddmin`)."""
+    budget: Budget | None,
+    progress: Callable[[DDProgress], None] | None,
+    cache: dict[Hashable, bool] | None,
+    try_empty: bool,
+) -> Generator[tuple[Any, ...], bool, DDResult]:
+    """The stepping core shared by :func:`ddmin_sync` and :func:`ddmin`.
+
+    Why a generator: the cache, the budget and the progress reports are the
+    same whether the oracle is sync or async; only the call to ``test``
+    differs. This yields each candidate that needs a real test, is sent the
+    verdict, and returns the :class:`DDResult` (as ``StopIteration.value``).
+    """
     dd = DDMin(len(items), try_empty=try_empty)
     cache = {} if cache is None else cache
     tried = cached = 0
@@ -250,7 +254,7 @@ def ddmin_sync(
                 if budget is not None:
                     budget.charge()
                 tried += 1
-                answer = cache[subset] = bool(test(tuple(items[i] for i in subset)))
+                answer = cache[subset] = yield tuple(items[i] for i in subset)
             subset = gen.send(answer)
             if progress is not None:
                 progress(_progress(dd, tried, cached))
@@ -258,6 +262,25 @@ def ddmin_sync(
         if progress is not None:
             progress(_progress(dd, tried, cached))
     return DDResult(tuple(items[i] for i in dd.current), dd.current, tried, cached, complete)
+
+
+def ddmin_sync(
+    items: Sequence[Any],
+    test: Callable[[tuple[Any, ...]], bool],
+    *,
+    budget: Budget | None = None,
+    progress: Callable[[DDProgress], None] | None = None,
+    cache: dict[Hashable, bool] | None = None,
+    try_empty: bool = True,
+) -> DDResult:
+    """ddmin with a synchronous ``test(items) -> still fails?`` (see :func:`ddmin`)."""
+    steps = _search(items, budget, progress, cache, try_empty)
+    try:
+        candidate = next(steps)
+        while True:
+            candidate = steps.send(bool(test(candidate)))
+    except StopIteration as done:
+        return done.value
 
 
 async def ddmin(
@@ -278,29 +301,10 @@ async def ddmin(
     ``complete=False``. ``progress`` is called after every answer.
     ``try_empty`` first asks whether the empty subsequence fails too.
     """
-    dd = DDMin(len(items), try_empty=try_empty)
-    cache = {} if cache is None else cache
-    tried = cached = 0
-    gen = dd.questions()
-    complete = True
+    steps = _search(items, budget, progress, cache, try_empty)
     try:
-        subset = next(gen)
+        candidate = next(steps)
         while True:
-            if subset in cache:
-                cached += 1
-                answer = cache[subset]
-            elif budget is not None and budget.exhausted():
-                complete = False
-                break
-            else:
-                if budget is not None:
-                    budget.charge()
-                tried += 1
-                answer = cache[subset] = bool(await test(tuple(items[i] for i in subset)))
-            subset = gen.send(answer)
-            if progress is not None:
-                progress(_progress(dd, tried, cached))
-    except StopIteration:
-        if progress is not None:
-            progress(_progress(dd, tried, cached))
-    return DDResult(tuple(items[i] for i in dd.current), dd.current, tried, cached, complete)
+            candidate = steps.send(bool(await test(candidate)))
+    except StopIteration as done:
+        return done.value

@@ -24,7 +24,6 @@ Run: ``python scripts/bench/campaign.py --target targets/pysyncobj/target.toml
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -33,9 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hbfuzz_runs import ROOT, RunSpec, at_time, number, read_run, run_all  # noqa: E402
-
-from fuzzer.campaign.commands import parse_budget  # noqa: E402
+from hbfuzz_runs import (  # noqa: E402
+    Grid,
+    at_time,
+    bench_parser,
+    number,
+    read_run,
+    run_all,
+    say_to,
+)
 
 SAMPLES = 10
 
@@ -72,35 +77,19 @@ def med(values: list[float]) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--target", default=str(ROOT / "targets" / "pysyncobj" / "target.toml"))
-    p.add_argument("--budget", default="20m", help="per campaign, e.g. 20m, 4m, 90s")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--first-seed", type=int, default=1)
-    p.add_argument("--schedulers", default="qlearning,random,power")
-    p.add_argument("--parallel", action="store_true",
-                   help="run the schedulers of one seed side by side (they share the machine)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for every campaign (repeatable)")
-    p.add_argument("--out", help="keep the campaign directories here (default: a temp dir)")
-    p.add_argument("--json", action="store_true")
+    p = bench_parser(__doc__.splitlines()[0], budget="20m",
+                     budget_help="per campaign, e.g. 20m, 4m, 90s", seeds=3,
+                     set_help="config override for every campaign (repeatable)")
     args = p.parse_args()
-    budget = parse_budget(args.budget)
-    scheds = [s.strip() for s in args.schedulers.split(",") if s.strip()]
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-
-    def say(line: str) -> None:
-        if not args.json:
-            print(line, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
+    grid = Grid.of(args)
+    budget, scheds, seeds = grid.budget, list(grid.schedulers), list(grid.seeds)
+    say = say_to(args.json)
 
     with tempfile.TemporaryDirectory(prefix="hbfuzz-bench-campaign-") as tmp:
         root = Path(args.out) if args.out else Path(tmp)
         runs = []
         for seed in seeds:
-            specs = [RunSpec(args.target, s, seed, budget, root / f"s{seed}-{s}",
-                             tuple(args.set)) for s in scheds]
+            specs = grid.specs(root, seed)
             say(f"seed {seed}: {', '.join(scheds)} for {budget:g}s each"
                 f"{' side by side' if args.parallel else ''}")
             runs += [summarize(r, budget) for r in run_all(specs, parallel=args.parallel,

@@ -16,6 +16,7 @@ in ms since the campaign's start and the execution count).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -30,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from fuzzer.campaign.commands import parse_budget  # noqa: E402
 from fuzzer.campaign.stats import read_plot, read_stats  # noqa: E402
 from fuzzer.errors import InputError  # noqa: E402
 
@@ -56,6 +58,60 @@ class RunSpec:
         for o in self.overrides:
             cmd += ["--set", o]
         return cmd
+
+
+def bench_parser(description: str, *, budget: str, budget_help: str, seeds: int,
+                 set_help: str) -> argparse.ArgumentParser:
+    """The options every scheduler-comparison benchmark takes (a script adds its own).
+
+    Why here: campaign.py and time_to_bug.py run the same grid of campaigns
+    (schedulers x seeds at one budget) and must read it the same way.
+    """
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--target", default=str(ROOT / "targets" / "pysyncobj" / "target.toml"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--budget", default=budget, help=budget_help)
+    p.add_argument("--seeds", type=int, default=seeds)
+    p.add_argument("--first-seed", type=int, default=1)
+    p.add_argument("--schedulers", default="qlearning,random,power")
+    p.add_argument("--parallel", action="store_true",
+                   help="run the schedulers of one seed side by side (they share the machine)")
+    p.add_argument("--out", help="keep the campaign directories here (default: a temp dir)")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The campaigns a benchmark runs: each scheduler for each seed at one budget (s)."""
+
+    target: str
+    budget: float
+    schedulers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    overrides: tuple[str, ...]
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Grid:
+        """The grid named by the options of :func:`bench_parser`."""
+        return cls(args.target, parse_budget(args.budget),
+                   tuple(s.strip() for s in args.schedulers.split(",") if s.strip()),
+                   tuple(range(args.first_seed, args.first_seed + args.seeds)),
+                   tuple(args.set))
+
+    def specs(self, root: Path, seed: int) -> list[RunSpec]:
+        """One seed's campaigns, each in ``root/s<seed>-<scheduler>``."""
+        return [RunSpec(self.target, s, seed, self.budget, root / f"s{seed}-{s}", self.overrides)
+                for s in self.schedulers]
+
+
+def say_to(json_out: bool) -> Callable[[str], None]:
+    """Progress lines go to stdout, or to stderr when stdout carries the JSON object."""
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr if json_out else sys.stdout, flush=True)
+
+    return say
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ Run: ``python scripts/bench/time_to_bug.py --set target.version=0.3.11 --seeds 5
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import statistics
@@ -39,9 +38,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hbfuzz_runs import PYTHON, ROOT, RunSpec, bundles, number, read_run, run_all  # noqa: E402
-
-from fuzzer.campaign.commands import parse_budget  # noqa: E402
+from hbfuzz_runs import (  # noqa: E402
+    PYTHON,
+    ROOT,
+    Grid,
+    bench_parser,
+    bundles,
+    number,
+    read_run,
+    run_all,
+    say_to,
+)
 
 
 def findings_of(out: Path) -> list[dict]:
@@ -55,28 +62,16 @@ def findings_of(out: Path) -> list[dict]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--target", default=str(ROOT / "targets" / "pysyncobj" / "target.toml"))
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for every campaign, e.g. target.version=0.3.11")
-    p.add_argument("--budget", default="30m", help="per campaign, e.g. 30m, 5m")
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--first-seed", type=int, default=1)
-    p.add_argument("--schedulers", default="qlearning,random,power")
-    p.add_argument("--parallel", action="store_true",
-                   help="run the schedulers of one seed side by side (they share the machine)")
+    p = bench_parser(__doc__.splitlines()[0], budget="30m",
+                     budget_help="per campaign, e.g. 30m, 5m", seeds=5,
+                     set_help="config override for every campaign, e.g. target.version=0.3.11")
     p.add_argument("--stop-on", default="", metavar="REGEX",
                    help="stop only on a safety finding whose signature matches (default: any)")
-    p.add_argument("--out", help="keep the campaign directories here (default: a temp dir)")
-    p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    budget = parse_budget(args.budget)
-    scheds = [s.strip() for s in args.schedulers.split(",") if s.strip()]
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    grid = Grid.of(args)
+    budget, scheds, seeds = grid.budget, list(grid.schedulers), list(grid.seeds)
     want = re.compile(args.stop_on) if args.stop_on else None
-
-    def say(line: str) -> None:
-        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+    say = say_to(args.json)
 
     def first_hit(out: Path) -> tuple | None:
         """(bundle, finding row) of the first safety finding that counts, if any."""
@@ -99,8 +94,7 @@ def main() -> None:
         root = Path(args.out) if args.out else Path(tmp)
         runs = []
         for seed in seeds:
-            specs = [RunSpec(args.target, s, seed, budget, root / f"s{seed}-{s}",
-                             tuple(args.set)) for s in scheds]
+            specs = grid.specs(root, seed)
             say(f"seed {seed}: {', '.join(scheds)}, budget {budget:g}s each"
                 f"{' side by side' if args.parallel else ''}")
             for r in run_all(specs, parallel=args.parallel, stop_when=stop_when, poll=2.0,
