@@ -234,6 +234,12 @@ def config_from_dict(data: Mapping[str, Any], source: str, config_dir: Path,
     oracles = read_oracles(top.table("oracles"), workload, module, resolve=load_module)
     roles = read_roles(top.table("roles"), module, resolve=load_module)
     faults = read_faults(top.table("faults"), cluster.nodes)
+    if net.in_order:
+        bad = [f for f in faults.allowed if f in ("link-reorder", "link-duplicate")]
+        if bad:
+            raise ConfigError(f"{bad[0]} cannot happen when network.in_order = true (one TCP "
+                              "connection delivers each message once, in order)",
+                              path=source, where="faults.allowed")
     schedule = read_schedule(top.table("schedule"))
     coverage = read_coverage(top.table("coverage"))
     return TargetConfig(

@@ -180,7 +180,7 @@ def read_target(t: Table, config_dir: Path, *, check_files: bool) -> TargetInfo:
 
 # --------------------------------------------------------------------------- [network]
 
-_TCP_ONLY = ("codec", "codec_params", "routing")
+_TCP_ONLY = ("codec", "codec_params", "routing", "in_order")
 ROUTINGS = ("proxy", "front")
 _STDIO_ONLY = ("services", "client_faults", "service_faults", "init_timeout", "stale")
 
@@ -197,9 +197,10 @@ def read_network(t: Table) -> NetworkConfig:
         params = t.raw("codec_params", {})
         if not isinstance(params, dict):
             raise t.err("codec_params", f"expected a table, got {show(params)}")
+        in_order = t.bool("in_order", False)
         t.done()
         return NetworkConfig(adapter, codec=codec, codec_params=tuple(params.items()),
-                             routing=routing)
+                             routing=routing, in_order=in_order)
     services = t.str_list("services", SERVICES, choices=SERVICES)
     cfg = NetworkConfig(
         adapter,

@@ -114,6 +114,13 @@ class NetworkConfig:
     (``codec_params`` go to its factory). ``stdio``: Maelstrom-protocol nodes
     on stdin/stdout, with the built-in ``services``; ``client_faults`` /
     ``service_faults`` let faults hit client and service links too.
+    ``in_order`` (tcp with a codec): deliver each connection's messages in the
+    order they were sent, as TCP does (a delay never lets a later message
+    overtake an earlier one; ``link-reorder`` and ``link-duplicate`` are then
+    refused in ``faults.allowed``). Off by default: the default model is a
+    message network that may delay, reorder and duplicate, as Raft's and
+    Paxos's system models allow; docs/faults.md says what findings that need
+    it mean for a TCP target.
     """
 
     adapter: str = "tcp"
@@ -125,6 +132,7 @@ class NetworkConfig:
     service_faults: bool = False
     init_timeout: float = 10.0
     stale: float = 0.25
+    in_order: bool = False
 
     def codec_kwargs(self) -> dict[str, Any]:
         return dict(self.codec_params)
@@ -145,6 +153,7 @@ class NetworkConfig:
             out["codec"] = self.codec
             out["codec_params"] = _plain(dict(self.codec_params))
             out["routing"] = self.routing
+            out["in_order"] = self.in_order
         else:
             out.update(
                 services=list(self.services),

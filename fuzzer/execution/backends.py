@@ -259,7 +259,8 @@ class TcpBackend(Backend):
         codec: Callable[[], Any] | None = None
         if cfg.network.codec != "raw":
             codec = cfg.make_codec
-        self.med = TcpMediator(self.model, peers, codec=codec, sink=self.sink, order=self.order)
+        self.med = TcpMediator(self.model, peers, codec=codec, sink=self.sink, order=self.order,
+                               in_order=cfg.network.in_order)
         await self.med.start()
         if self.routing != "front":
             for a in self.nodes:

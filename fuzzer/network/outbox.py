@@ -42,12 +42,23 @@ class Outbox:
     must not block; ``drain()`` (optional) is awaited after each batch for
     back-pressure. ``run()`` is the writer task; it returns after
     :meth:`finish` once everything pending was written.
+
+    ``fifo=True`` (one TCP connection's direction): a message is never due
+    before the one put ahead of it, so a delay that ends, or a shorter delay
+    after a longer one, cannot let a later message overtake an earlier one.
+    TCP delivers a connection's bytes in order; a proxy that reorders frames
+    inside one connection makes executions no real network can produce (found
+    the hard way: PySyncObj 0.3.17 "bugs" that needed an append_entries
+    overtaking an older one on the same connection).
     """
 
     def __init__(self, write: Writer, drain: Drainer | None = None, *,
                  order: DeliveryOrder | None = None,
-                 key_of: Callable[[Any], OrderKey | None] | None = None):
+                 key_of: Callable[[Any], OrderKey | None] | None = None,
+                 fifo: bool = False):
         self._write = write
+        self._fifo = fifo
+        self._last_due = 0.0
         self._drain = drain
         self._heap: list[tuple[float, int, Any]] = []
         self._held: dict[Hashable, list[tuple[float, int, Any]]] = {}
@@ -88,6 +99,10 @@ class Outbox:
         due = now
         if kind == "delay" or kind == "duplicate":
             due = now + fate.delay
+        if self._fifo:
+            if due < self._last_due:
+                due = self._last_due
+            self._last_due = due
         self._push(due, item)
         if kind == "duplicate":
             copies = max(int(fate.copies), 2)

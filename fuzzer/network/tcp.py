@@ -40,10 +40,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fuzzer.cluster.ports import PortLease, lease_ports
+from fuzzer.cluster.ports import PortLease
 from fuzzer.errors import NetworkError
 from fuzzer.network.events import LamportBook, Sink, Stamp
-from fuzzer.network.listeners import stop_listeners
+from fuzzer.network.listeners import READ_SIZE, LoopbackFront
 from fuzzer.network.model import LinkRule, NetworkModel
 from fuzzer.network.ordering import DeliveryOrder
 from fuzzer.network.outbox import Outbox
@@ -51,7 +51,6 @@ from fuzzer.network.outbox import Outbox
 log = logging.getLogger(__name__)
 
 Link = tuple[str, str]
-READ_SIZE = 256 * 1024
 MAX_PENDING = 100_000  # messages queued per direction before the reader waits (back-pressure)
 RAW_TYPE = "bytes"  # msg_type of SEND/RECV events for unframed chunks
 
@@ -110,7 +109,7 @@ class _Conn:
 CodecFactory = Callable[[], Any]
 
 
-class TcpMediator:
+class TcpMediator(LoopbackFront[Link]):
     """TCP proxies for every directed link between ``nodes``, faults from ``model``.
 
     ``nodes`` maps a node name to the (host, port) where it really listens.
@@ -134,8 +133,10 @@ class TcpMediator:
         book: LamportBook | None = None,
         poll: float = 0.05,
         order: DeliveryOrder | None = None,
+        in_order: bool = False,
     ):
         self.model = model
+        self.in_order = in_order
         self.order = order if codec is not None else None
         self.nodes = dict(nodes)
         self.book = book if book is not None else LamportBook(sink)
@@ -163,55 +164,18 @@ class TcpMediator:
 
     # -- lifecycle ------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def _open(self) -> None:
         """Lease one loopback port per directed link and start listening."""
-        if self._tg is not None:
-            raise NetworkError("TcpMediator.start() called twice")
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        try:
-            self._lease = lease_ports(len(self.links))
-            for link, port in zip(self.links, self._lease.ports, strict=True):
-                self._ports[link] = port
-                try:
-                    server = await asyncio.start_server(
-                        lambda r, w, link=link: self._on_accept(link, r, w),
-                        "127.0.0.1",
-                        port,
-                        limit=READ_SIZE,
-                    )
-                except OSError as exc:
-                    raise NetworkError(
-                        f"cannot bind the proxy for link {link[0]}->{link[1]} "
-                        f"on 127.0.0.1:{port}: {exc}"
-                    ) from None
-                self._servers.append(server)
-            self.model.add_listener(self._on_rule)
-        except BaseException:
-            await self.close()
-            raise
+        await self._listen_each(
+            self.links, self._on_accept, lambda link: f"the proxy for link {link[0]}->{link[1]}"
+        )
+        self.model.add_listener(self._on_rule)
 
-    async def close(self) -> None:
-        """Stop listening, cancel every connection and close every socket."""
-        if self._closed:
-            return
-        self._closed = True
-        tg, lease = self._tg, self._lease
-        self._tg, self._lease = None, None
-        await stop_listeners(self._servers, tg, lease, self._abort_all)
-
-    def _abort_all(self) -> None:
+    def _stop_connections(self) -> None:
         for conn in list(self._conns):
             conn.abort()
             if conn.task is not None:
                 conn.task.cancel()
-
-    async def __aenter__(self) -> TcpMediator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     # -- addresses --------------------------------------------------------------
 
@@ -337,7 +301,7 @@ class TcpMediator:
             stats.delivered += len(items)
             transport.write(b"".join([it[0] for it in items]))
 
-        return Outbox(write, writer.drain, order=self.order)
+        return Outbox(write, writer.drain, order=self.order, fifo=self.in_order)
 
     async def _pump(self, reader: asyncio.StreamReader, out: Outbox, src: str, dst: str,
                     writer: asyncio.StreamWriter) -> None:

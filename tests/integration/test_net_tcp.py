@@ -301,3 +301,35 @@ def test_per_message_delay_and_jitter_hold_each_frame_back(echo_cluster, seed):
             w.close()
 
     run(main())
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_in_order_keeps_a_connections_order_when_a_delay_is_lifted(echo_cluster, seed,
+                                                                   in_order):
+    """``in_order`` (TCP semantics): frames sent under a delay are not overtaken by
+    frames sent after the delay was lifted; without it they are (a message network)."""
+    addrs, _logs = echo_cluster
+
+    async def main():
+        model = NetworkModel(list(addrs), seed)
+        model.set_rule("n1", "n2", LinkRule(delay=0.3))
+        async with TcpMediator(model, addrs, codec="length-prefixed", in_order=in_order,
+                               codec_params={"size": 2, "byteorder": "little"}) as net:
+            r, w = await asyncio.open_connection("127.0.0.1", net.proxy_port("n1", "n2"))
+            for k in range(3):
+                w.write((1).to_bytes(2, "little") + bytes([k]))
+                await w.drain()
+            await asyncio.sleep(0.05)  # the three are held by the proxy
+            model.set_rule("n1", "n2", LinkRule())
+            for k in range(3, 6):
+                w.write((1).to_bytes(2, "little") + bytes([k]))
+                await w.drain()
+            got = [(await r.readexactly(3))[2] for _ in range(6)]
+            w.close()
+            return got
+
+    got = run(main())
+    if in_order:
+        assert got == [0, 1, 2, 3, 4, 5]
+    else:
+        assert got[:3] == [3, 4, 5] and sorted(got) == list(range(6))
