@@ -309,7 +309,8 @@ class _Driver:
         options: MinimizeOptions,
         progress: Callable[[MinimizeProgress], None] | None,
     ) -> None:
-        self.plan = plan
+        self.trail: list[Plan] = []  # the accepted plans before the current one, oldest first
+        self._plan = plan
         self.test = test
         self.budget = budget
         self.options = options
@@ -317,6 +318,16 @@ class _Driver:
         self.cache: dict[Hashable, bool] = {plan.key(): True}
         self.tried = 0
         self.complete = True
+
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: Plan) -> None:
+        if plan.key() != self._plan.key():
+            self.trail.append(self._plan)
+        self._plan = plan
 
     def report(self, phase: str, size: int, left: int) -> None:
         if self.on_progress is not None:
@@ -467,6 +478,22 @@ async def minimize(
         evidence, extra = await _evidence_runs(reproducer, minimal, target,
                                                options.evidence_runs)
         runs += extra
+        # The smallest candidate passed once (a flaky finding at the edge, e.g. a
+        # partition shortened until an election only sometimes happens) but never again:
+        # step back to the last accepted candidates, larger but reproducible, rather
+        # than write a minimal bundle that does not fail.
+        for back in reversed(drv.trail[-FALLBACKS:]):
+            if evidence is not None:
+                break
+            cand = back.candidate()
+            evidence, extra = await _evidence_runs(reproducer, cand, target,
+                                                   options.evidence_runs)
+            runs += extra
+            if evidence is not None:
+                notes.append(f"the smallest candidate ({minimal.size} step(s)) did not "
+                             f"reproduce again; kept the previous accepted one "
+                             f"({cand.size} step(s)), which did")
+                minimal, final_rate = cand, None
         if evidence is None:
             notes.append(f"no run of the minimal candidate reproduced the finding with its "
                          f"trace kept ({extra} extra run(s)): the minimal bundle has no trace")
@@ -475,6 +502,9 @@ async def minimize(
         original, minimal, True, rate, final_rate, drv.tried, runs, budget.elapsed,
         drv.complete, tuple(notes), evidence,
     )
+
+
+FALLBACKS = 2  # earlier accepted candidates tried when the smallest no longer reproduces
 
 
 def _first_evidence(pairs: list[tuple[Signature | None, Evidence | None]],

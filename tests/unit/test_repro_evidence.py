@@ -16,7 +16,13 @@ from fuzzer.faults import parse_fault
 from fuzzer.network import model as net
 from fuzzer.repro.bundle import Bundle, dumps_bundle, loads_bundle
 from fuzzer.repro.candidate import Candidate, Plan
-from fuzzer.repro.minimize import Evidence, EvidenceReproducer, MinimizeOptions, minimize
+from fuzzer.repro.minimize import (
+    FALLBACKS,
+    Evidence,
+    EvidenceReproducer,
+    MinimizeOptions,
+    minimize,
+)
 from fuzzer.schedule import parse_step
 from fuzzer.workload.history import HistoryRecorder
 from instrumentation import protocol as P
@@ -111,9 +117,30 @@ def test_extra_runs_are_bounded_and_a_miss_is_noted(rng):
     res = run(rep, verify_runs=2, evidence_runs=3)
     assert [s.to_text() for s in res.minimal.steps] == ["kill n1 1s"]
     assert res.evidence is None and res.rate == 0.0
-    assert len(rep.kept) == 2 + 3  # two verifying runs, three extra ones, no more
+    # two verifying runs, three extra ones, then three for each of at most FALLBACKS
+    # earlier accepted candidates; no more
+    assert 2 + 3 < len(rep.kept) <= 2 + 3 + 3 * FALLBACKS
+    assert (len(rep.kept) - 5) % 3 == 0
     assert res.runs == rep.runs
     assert any("has no trace" in n for n in res.notes)
+
+
+class EdgeOfFlaky(Keeper):
+    """The smallest candidate (one step) reproduced during the search but never again
+    once runs keep evidence; larger candidates with the kill always do."""
+
+    async def reproduce_evidence(self, c: Candidate, times: int):
+        self.p = 0.0 if len(c.steps) == 1 else 1.0
+        return await super().reproduce_evidence(c, times)
+
+
+def test_falls_back_to_the_last_accepted_candidate_that_still_reproduces():
+    rep = EdgeOfFlaky()
+    res = run(rep, verify_runs=2, evidence_runs=2)
+    assert len(res.minimal.steps) > 1 and needs_kill(res.minimal)  # not the 1-step one
+    assert res.evidence is not None
+    assert any("kept the previous accepted one" in n for n in res.notes)
+    assert res.runs == rep.runs
 
 
 def test_a_reproducer_without_evidence_costs_no_extra_runs():
