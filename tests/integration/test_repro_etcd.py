@@ -66,7 +66,7 @@ def finding(request, tmp_path_factory) -> tuple[Path, object]:
 @pytest.fixture(scope="module")
 def minimized(finding) -> tuple[int, dict]:
     path, _ = finding
-    return hbfuzz_json("minimize", str(path), "--times", "1", "--measure", "1", "--verify", "1",
+    return hbfuzz_json("minimize", str(path), "--times", "1", "--measure", "2", "--verify", "1",
                        "--max-tries", "4")
 
 
