@@ -119,7 +119,10 @@ class TcpMediator(LoopbackFront[Link]):
     links are checked on every read, and a connection waiting behind a
     partition re-checks every ``poll`` seconds). Without a codec, ``jitter``
     and the per-message probabilities of a rule do not apply (a byte stream
-    has no messages); ``delay`` does.
+    has no messages); ``delay`` does. ``in_order`` keeps each proxied
+    connection FIFO, as TCP does (``[network] in_order``; see
+    :class:`~fuzzer.network.outbox.Outbox`); the default is a message network
+    where a lifted delay lets later messages overtake.
     """
 
     def __init__(
