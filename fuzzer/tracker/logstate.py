@@ -50,6 +50,7 @@ __all__ = [
     "LogTail",
     "StateStamper",
     "LogStateWatcher",
+    "alias_table",
     "rules_from_config",
 ]
 
@@ -284,6 +285,19 @@ class StateStamper:
         return [self.event(c) for c in changes]
 
 
+def alias_table(aliases: Mapping[str, str]) -> dict[str, str]:
+    """``aliases`` plus, for every hex id, the same id without leading zeros: logs
+    print ids with ``%x`` (etcd's raft: ``8214b4874ca994c``) where a member list
+    gives all 16 digits (``08214b4874ca994c``), so one member in 16 has an id whose
+    log form differs from its listed form."""
+    out = dict(aliases)
+    for raw, name in aliases.items():
+        short = raw.lower().lstrip("0") or "0"
+        if short != raw and all(c in "0123456789abcdef" for c in short):
+            out.setdefault(short, name)
+    return out
+
+
 class LogStateWatcher:
     """The thin shell: tails every node's log, returns new STATE events on ``poll()``.
 
@@ -306,14 +320,14 @@ class LogStateWatcher:
         self.sink = sink
         self.stamper = StateStamper(book)
         self._tails = {n: LogTail(p) for n, p in logs.items()}
-        self._extractors = {
-            n: LogStateExtractor(rules, n, dict(aliases or {}), dedupe) for n in logs
-        }
+        table = alias_table(aliases or {})
+        self._extractors = {n: LogStateExtractor(rules, n, table, dedupe) for n in logs}
 
     def set_aliases(self, aliases: Mapping[str, str]) -> None:
         """Member id -> node name, once known (e.g. from the member list)."""
+        table = alias_table(aliases)
         for ex in self._extractors.values():
-            ex.aliases = dict(aliases)
+            ex.aliases = table
 
     def state(self, node: str) -> dict[str, Any]:
         return self._extractors[node].state

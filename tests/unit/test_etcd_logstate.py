@@ -145,3 +145,24 @@ def test_launcher_renders_the_same_cluster_as_the_layout(capsys):
         build_argv(argparse.Namespace(name="n4", data_dir="/d", client_port=1, peer_port=2,
                                       cluster="n1=127.0.0.1:11", fronts="", token="t",
                                       heartbeat_ms=100, election_ms=1000, etcd="etcd"), [])
+
+
+def test_ids_with_a_leading_zero_match_their_log_form(tmp_path):
+    """etcd logs ids with %x, so 08214b4874ca994c appears as 8214b4874ca994c (the
+    fresh-clone CI once drew such a member id; the leader was left as a raw id)."""
+    from fuzzer.tracker.logstate import LogStateWatcher, alias_table
+
+    aliases = {"08214b4874ca994c": "n2", "f4a3b54aa813e8d7": "n1"}
+    assert alias_table(aliases)["8214b4874ca994c"] == "n2"
+    assert alias_table(aliases)["f4a3b54aa813e8d7"] == "n1"
+    log = tmp_path / "n1.log"
+    log.write_bytes(b"raft2026/11/29 11:39:45 INFO: raft.node: f4a3b54aa813e8d7 elected leader "
+                    b"8214b4874ca994c at term 2\n")
+    w = LogStateWatcher({"n1": log}, ETCD_RULES, aliases=aliases)
+    w.poll()
+    assert w.state("n1")["leader"] == "n2"
+    w.set_aliases({"08214b4874ca994c": "n3"})
+    log.write_bytes(log.read_bytes() + b"raft2026/11/29 11:39:46 INFO: raft.node: "
+                    b"f4a3b54aa813e8d7 elected leader 8214b4874ca994c at term 3\n")
+    w.poll()
+    assert w.state("n1")["leader"] == "n3"
