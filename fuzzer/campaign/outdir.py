@@ -45,6 +45,7 @@ __all__ = [
     "QueueName",
     "FindingName",
     "STATE_FORMAT",
+    "entries_in",
 ]
 
 STATE_FORMAT = "hbfuzz-campaign-state"
@@ -97,6 +98,18 @@ def entry_id(name: str) -> int | None:
     """The id of a queue/crashes/hangs file name (None for anything else)."""
     m = _ID_RE.match(name)
     return int(m.group(1)) if m else None
+
+
+def entries_in(d: Path) -> list[tuple[int, Path]]:
+    """``(id, path)`` of the AFL-named files (``id:NNNNNN,...``) in directory ``d``, by
+    id (none if ``d`` does not exist): this campaign's or a sync peer's."""
+    out = []
+    if d.is_dir():
+        for p in d.iterdir():
+            i = entry_id(p.name)
+            if i is not None and p.is_file():
+                out.append((i, p))
+    return sorted(out)
 
 
 class CampaignDir:
@@ -186,14 +199,7 @@ class CampaignDir:
 
     def entries(self, sub: str) -> list[tuple[int, Path]]:
         """``(id, path)`` of the files of ``queue``/``crashes``/``hangs``, by id."""
-        d = self.root / sub
-        out = []
-        if d.is_dir():
-            for p in d.iterdir():
-                i = entry_id(p.name)
-                if i is not None and p.is_file():
-                    out.append((i, p))
-        return sorted(out)
+        return entries_in(self.root / sub)
 
     def write_queue_entry(self, name: QueueName, schedule_text: str) -> Path:
         p = self.root / "queue" / name.text()

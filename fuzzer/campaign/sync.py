@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fuzzer.campaign.outdir import atomic_write, entry_id
+from fuzzer.campaign.outdir import atomic_write, entries_in
 from fuzzer.errors import InputError, UsageError
 from fuzzer.faults import Schedule
 
@@ -122,7 +122,7 @@ class SyncDir:
             last = -1
         top = last
         add_seed = getattr(c.scheduler, "add_seed", None)
-        for i, p in _entries(peer / "queue"):
+        for i, p in entries_in(peer / "queue"):
             if i <= last:
                 continue
             top = max(top, i)
@@ -153,7 +153,7 @@ class SyncDir:
 
         changed = False
         for sub in ("crashes", "hangs"):
-            for _, p in _entries(peer / sub):
+            for _, p in entries_in(peer / sub):
                 key = (peer.name, f"{sub}/{p.name}")
                 if key in self._done:
                     continue
@@ -181,16 +181,6 @@ class SyncDir:
             "sync_imported_findings": self.imported_findings,
             "last_sync": int(self.last_sync),
         }
-
-
-def _entries(d: Path) -> list[tuple[int, Path]]:
-    out = []
-    if d.is_dir():
-        for p in d.iterdir():
-            i = entry_id(p.name)
-            if i is not None and p.is_file():
-                out.append((i, p))
-    return sorted(out)
 
 
 def file_bundle(c: Any, n: int, signature: str, kind: str, line: str, data: bytes,
